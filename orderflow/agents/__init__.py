@@ -1,0 +1,1 @@
+"""Faust agents, one module per bounded context. Imported by the worker at start."""

@@ -1,0 +1,82 @@
+"""The Faust application and its configuration. Nothing else lives here.
+
+``faust -A orderflow.app worker`` (or ``orderflow worker``) loads ``orderflow.app:app``. The app
+is built on first access from :class:`~orderflow.settings.Settings`, so importing this module
+neither reads the environment nor connects to anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import faust
+
+from orderflow.settings import Settings
+from orderflow.views import health
+
+# Modules that declare the platform's agents, tables and views on ``app``; Faust imports them
+# when a worker starts.
+PLATFORM_MODULES: tuple[str, ...] = ("orderflow.agents", "orderflow.views")
+
+# Libraries that log per message at DEBUG: their level is pinned to the process's level so that
+# no library default makes the hot path build records that no handler prints.
+_CHATTY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access")
+
+
+def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> faust.App:
+    """A configured faust.App. ``modules`` are autodiscovered at worker start."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee.value,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        # Topics are declared by the app with their partition counts; brokers must not
+        # auto-create them with defaults.
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        # Faust serves every table over HTTP by default; orderflow exposes its own views only.
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_metrics_enabled=False,
+        autodiscover=list(modules),
+        origin="orderflow",
+        # A worker must never take a whole partition's backlog into memory at once.
+        stream_buffer_maxsize=4096,
+        producer_linger=0.005,
+        logging_config=_logging_config(settings.log_level),
+    )
+    health.install(app)
+    return app
+
+
+def _logging_config(level: str) -> dict[str, object]:
+    # "merge" makes mode (Faust's service library) add this to its own configuration.
+    return {
+        "version": 1,
+        "merge": True,
+        "loggers": {name: {"level": level} for name in _CHATTY_LOGGERS},
+    }
+
+
+@cache
+def _platform_app() -> faust.App:
+    return create_app(Settings.from_env())
+
+
+def __getattr__(name: str) -> faust.App:
+    # PEP 562: ``orderflow.app.app`` is created on first access, from the environment.
+    if name == "app":
+        return _platform_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

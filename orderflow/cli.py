@@ -1,0 +1,123 @@
+"""The ``orderflow`` command: workers, the local platform and its infrastructure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from orderflow.settings import Settings, SettingsError
+
+INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def deploy_dir() -> Path:
+    """deploy/local of the source tree this package runs from."""
+    path = Path(__file__).resolve().parent.parent / "deploy" / "local"
+    if not (path / "infra.sh").is_file():
+        raise click.ClickException(
+            f"the local infrastructure scripts are not at {path}: "
+            "run orderflow from a checkout of its repository (pip install -e .)"
+        )
+    return path
+
+
+def run_infra(action: str, only: tuple[str, ...] = ()) -> int:
+    """Run deploy/local/infra.sh ACTION [--only ...] and return its exit status."""
+    command = [str(deploy_dir() / "infra.sh"), action]
+    if only:
+        command += ["--only", ",".join(only)]
+    return subprocess.run(command, check=False).returncode
+
+
+@click.group()
+@click.version_option(package_name="orderflow")
+def main() -> None:
+    """orderflow: event-driven order processing on Kafka."""
+
+
+@main.group()
+def infra() -> None:
+    """Start, stop and inspect the local Kafka, PostgreSQL, Elasticsearch, MongoDB servers."""
+
+
+_only_option = click.option(
+    "--only",
+    "only",
+    default="",
+    metavar="SERVICE[,SERVICE...]",
+    help=f"A subset of: {', '.join(INFRA_SERVICES)}.",
+)
+
+
+def _services(only: str) -> tuple[str, ...]:
+    services = tuple(name.strip() for name in only.split(",") if name.strip())
+    unknown = [name for name in services if name not in INFRA_SERVICES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(INFRA_SERVICES)}",
+            param_hint="--only",
+        )
+    return services
+
+
+@infra.command("up")
+@_only_option
+def infra_up(only: str) -> None:
+    """Start the services (those already running are left alone) and wait until they are healthy."""
+    sys.exit(run_infra("up", _services(only)))
+
+
+@infra.command("down")
+@_only_option
+def infra_down(only: str) -> None:
+    """Stop the services and wait until their processes are gone."""
+    sys.exit(run_infra("down", _services(only)))
+
+
+@infra.command("status")
+@_only_option
+def infra_status(only: str) -> None:
+    """Print each service's state and URL; exit 1 if any of them is down."""
+    sys.exit(run_infra("status", _services(only)))
+
+
+@main.command()
+def settings() -> None:
+    """Validate the ORDERFLOW_* environment and print the effective settings."""
+    for name, value in sorted(_settings().as_env().items()):
+        click.echo(f"{name}={value}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> NoReturn:
+    """Run a Faust worker of the platform (extra options go to `faust worker`)."""
+    settings = _settings()
+    argv = [
+        sys.executable,
+        "-m",
+        "faust",
+        "-A",
+        "orderflow.app",
+        "worker",
+        "--loglevel",
+        settings.log_level.lower(),
+        *ctx.args,
+    ]
+    os.execv(sys.executable, argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

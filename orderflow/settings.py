@@ -1,0 +1,259 @@
+"""Typed settings, read once from ``ORDERFLOW_*`` environment variables and validated at start.
+
+Every bad variable is reported at once, each with its name, the value given and the expected
+form, so that a worker with a wrong configuration stops before it connects to anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from orderflow.errors import OrderflowError
+
+PREFIX = "ORDERFLOW_"
+
+
+class ProcessingGuarantee(StrEnum):
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
+class SettingsError(OrderflowError):
+    """One or more ``ORDERFLOW_*`` variables are invalid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid settings:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+# Parsers take the raw string and return the typed value, or raise ValueError whose message is
+# the expected form ("an integer from 1 to 65535").
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ValueError(f"an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+
+
+def _broker_url(raw: str) -> str:
+    """``kafka://host:port``, more brokers after ``;`` or ``,``; bare host:port is accepted."""
+    expected = "kafka://HOST:PORT, with more brokers separated by ';' (e.g. kafka://127.0.0.1:9092)"
+    hosts = []
+    for part in re.split(r"[;,]", raw.strip()):
+        address = part.strip().removeprefix("kafka://")
+        match = _HOST_PORT.match(address)
+        if not match or not 0 < int(match["port"]) < 65536:
+            raise ValueError(expected)
+        hosts.append(address)
+    return ";".join(f"kafka://{host}" for host in hosts)
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in schemes or not parts.hostname or port == -1:
+            raise ValueError(f"a URL like {schemes[0]}://HOST:PORT/...")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ValueError(f"a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _store(raw: str) -> str:
+    value = raw.strip()
+    if value not in ("rocksdb://", "memory://"):
+        raise ValueError("rocksdb:// (changelog-backed RocksDB, for workers) or memory:// (tests)")
+    return value
+
+
+def _identifier(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", value):
+        raise ValueError("letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
+
+
+def _prefix(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value):
+        raise ValueError("empty, or letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("a directory path")
+    return Path(raw.strip()).expanduser()
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9.\-:]+", value):
+        raise ValueError("a host name or IP address")
+    return value
+
+
+def _optional_host(raw: str) -> str:
+    return _host(raw) if raw.strip() else ""
+
+
+def _log_level(raw: str) -> str:
+    return _choice("debug", "info", "warning", "error")(raw).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration of one orderflow process."""
+
+    app_id: str = "orderflow"
+    broker_url: str = "kafka://127.0.0.1:9092"
+    topic_prefix: str = ""
+    topic_partitions: int = 8
+    topic_replication_factor: int = 1
+    store: str = "rocksdb://"
+    data_dir: Path = Path("var/data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    advertised_host: str = ""
+    processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
+    # How long the group waits for a silent worker before moving its partitions elsewhere.
+    session_timeout: float = 30.0
+    database_url: str = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/orderflow"
+    log_level: str = "INFO"
+
+    @property
+    def canonical_url(self) -> str:
+        """The URL other workers use to reach this one's web views (table_route redirects)."""
+        host = self.advertised_host or self.web_host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.web_port}"
+
+    def topic(self, name: str) -> str:
+        """The full name of one of orderflow's topics, with this deployment's prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``ORDERFLOW_*`` variable; SettingsError lists all problems."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        known = {PREFIX + field.name.upper() for field in fields(cls)}
+        for field in fields(cls):
+            variable = PREFIX + field.name.upper()
+            raw = env.get(variable)
+            if raw is None:
+                continue
+            try:
+                values[field.name] = _PARSERS[field.name](raw)
+            except ValueError as expected:
+                problems.append(f"{variable}={raw!r}: expected {expected}")
+        unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in known)
+        problems.extend(
+            f"{name}: unknown setting (known: {', '.join(sorted(known))})"
+            for name in unknown
+            if name not in _NOT_SETTINGS
+        )
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as environment variables, to hand to a child process."""
+        return {
+            PREFIX + field.name.upper(): str(getattr(self, field.name)) for field in fields(self)
+        }
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "app_id": _identifier,
+    "broker_url": _broker_url,
+    "topic_prefix": _prefix,
+    "topic_partitions": _integer(1, 1024),
+    "topic_replication_factor": _integer(1, 16),
+    "store": _store,
+    "data_dir": _path,
+    "web_host": _host,
+    "web_port": _integer(1, 65535),
+    "advertised_host": _optional_host,
+    "processing_guarantee": lambda raw: ProcessingGuarantee(
+        _choice(*(g.value for g in ProcessingGuarantee))(raw)
+    ),
+    "session_timeout": _seconds(6, 300),
+    "database_url": _url("postgresql", "postgres"),
+    "elasticsearch_url": _url("http", "https"),
+    "mongodb_url": _url("mongodb", "mongodb+srv"),
+    "log_level": _log_level,
+}
+
+# Variables with the prefix that configure the local infrastructure scripts (deploy/local) and
+# the test harness, not an orderflow process.
+_NOT_SETTINGS = frozenset(
+    PREFIX + name
+    for name in (
+        "CACHE_DIR",
+        "STATE_DIR",
+        "INFRA_HOST",
+        "KEEP_INFRA",
+        "KAFKA_VERSION",
+        "KAFKA_PORT",
+        "KAFKA_CONTROLLER_PORT",
+        "KAFKA_HEAP",
+        "POSTGRES_PORT",
+        "ELASTICSEARCH_VERSION",
+        "ELASTICSEARCH_PORT",
+        "ELASTICSEARCH_TRANSPORT_PORT",
+        "ELASTICSEARCH_HEAP",
+        "MONGODB_PORT",
+    )
+)

@@ -1,0 +1,1 @@
+"""HTTP views served by every worker. Imported by the worker at start."""

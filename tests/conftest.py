@@ -1,0 +1,97 @@
+"""Test harness: real services, started once per session, and isolation between runs.
+
+Integration and e2e tests ask for a service through a fixture (``kafka``, ``postgres``,
+``elasticsearch``, ``mongodb``). The first such request checks the service with
+``deploy/local/infra.sh status`` and starts it if it is down; services this session started are
+stopped at its end (set ORDERFLOW_KEEP_INFRA=1 to keep them for the next run). Services already
+running are reused and left running. Every run gets its own ``run_id``, used as the prefix of
+its topics, consumer groups, databases, indices and collections.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INFRA = REPO / "deploy" / "local" / "infra.sh"
+
+
+def _infra(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(INFRA), *args], check=check, text=True, stdout=subprocess.PIPE, timeout=1800
+    )
+
+
+class Infra:
+    """Starts services on demand, once per session, and stops those it started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ready: dict[str, str] = {}
+
+    def require(self, service: str) -> str:
+        if service not in self.ready:
+            if _infra("status", "--only", service, check=False).returncode != 0:
+                _infra("up", "--only", service)
+                self.started.append(service)
+            self.ready[service] = _infra("url", service).stdout.strip()
+        return self.ready[service]
+
+    def stop_started(self) -> None:
+        if self.started and os.environ.get("ORDERFLOW_KEEP_INFRA") != "1":
+            _infra("down", "--only", ",".join(self.started), check=False)
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    harness = Infra()
+    yield harness
+    harness.stop_started()
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Unique per test session: the prefix of every topic, group, index and database it makes."""
+    return f"t{int(time.time())}{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def kafka(infra: Infra) -> str:
+    """The broker URL (kafka://host:port) of a running Kafka."""
+    return infra.require("kafka")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka: str) -> str:
+    """The broker as aiokafka's bootstrap_servers wants it (host:port)."""
+    return kafka.removeprefix("kafka://")
+
+
+@pytest.fixture(scope="session")
+def postgres(infra: Infra) -> str:
+    return infra.require("postgres")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(infra: Infra) -> str:
+    return infra.require("elasticsearch")
+
+
+@pytest.fixture(scope="session")
+def mongodb(infra: Infra) -> str:
+    return infra.require("mongodb")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test carries exactly one of the unit / integration / e2e markers, from its folder.
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(REPO / "tests").parts[0]
+        if kind in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, kind))

@@ -1,0 +1,106 @@
+"""Faust worker processes for e2e tests: start, wait until ready, kill -9, restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    """GET a JSON document; returns (status, body). Connection errors raise OSError."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        error.close()
+        return error.code, orjson.loads(body) if body else None
+
+
+class WorkerProcess:
+    """One `faust worker` subprocess in its own session, with its own port and data directory."""
+
+    def __init__(self, app: str, env: dict[str, str], log_path: Path, name: str = "worker") -> None:
+        self.app = app
+        self.name = name
+        self.port = int(env["ORDERFLOW_WEB_PORT"])
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "faust", "-A", self.app, "worker", "--loglevel", "info"]
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until /readyz says the worker has recovered its tables."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            assert self.process.poll() is None, (
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+            try:
+                status, last = http_get(f"{self.url}/readyz", timeout=2)
+                if status == 200:
+                    return dict(last)
+            except OSError as error:
+                last = error
+            time.sleep(0.25)
+        raise AssertionError(f"{self.name} not ready after {timeout}s: {last}\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Graceful stop (SIGTERM), then SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

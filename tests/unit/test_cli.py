@@ -1,0 +1,32 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from orderflow.cli import main
+
+
+def test_settings_command_prints_the_effective_settings() -> None:
+    result = CliRunner().invoke(main, ["settings"], env={"ORDERFLOW_WEB_PORT": "7123"})
+    assert result.exit_code == 0, result.output
+    assert "ORDERFLOW_WEB_PORT=7123" in result.output
+
+
+def test_worker_refuses_to_start_with_a_bad_setting() -> None:
+    # A real process: the message must reach the operator and the worker must not start.
+    completed = subprocess.run(
+        [sys.executable, "-m", "orderflow.cli", "worker"],
+        env={"ORDERFLOW_WEB_PORT": "eighty", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "ORDERFLOW_WEB_PORT='eighty': expected an integer from 1 to 65535" in completed.stderr
+
+
+def test_infra_rejects_an_unknown_service() -> None:
+    result = CliRunner().invoke(main, ["infra", "up", "--only", "kafka,redis"])
+    assert result.exit_code == 2
+    assert "unknown service(s) redis" in result.output
