@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import click
 
+from orderflow import platform
 from orderflow.settings import Settings, SettingsError
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
@@ -100,11 +101,51 @@ def settings() -> None:
         click.echo(f"{name}={value}")
 
 
+@main.command()
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option("--no-infra", is_flag=True, help="Use services that are already running.")
+@click.option(
+    "--var-dir",
+    default="var",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the workers keep their table data and logs.",
+)
+def run(workers: int, no_infra: bool, var_dir: Path) -> None:
+    """Start the platform here: infrastructure, workers and web views. Ctrl-C stops it."""
+    settings = _settings()
+    if not no_infra and run_infra("up") != 0:
+        raise click.ClickException("the local infrastructure did not start (see above)")
+    processes = platform.worker_processes(settings, workers, var_dir.resolve())
+    for process in processes:
+        process.start()
+    click.echo(f"starting {workers} worker(s); logs in {var_dir.resolve() / 'log'}")
+    try:
+        platform.wait_ready(processes, timeout=180)
+    except platform.PlatformError as error:
+        for process in processes:
+            process.stop()
+        raise click.ClickException(str(error)) from None
+    first = f"http://127.0.0.1:{settings.web_port}"
+    click.echo(
+        "\norderflow is running:\n"
+        + "".join(
+            f"  {p.name:<10} {p.ready_url.removesuffix('/readyz')}  (log: {p.log_path})\n"
+            for p in processes
+        )
+        + f"  health     {first}/healthz, {first}/readyz\n"
+        + "  infra      orderflow infra status\n"
+        + "Press Ctrl-C to stop the workers.\n"
+    )
+    sys.exit(platform.supervise(processes, click.echo))
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def worker(ctx: click.Context) -> NoReturn:
     """Run a Faust worker of the platform (extra options go to `faust worker`)."""
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
         "-m",

@@ -1,0 +1,134 @@
+"""``orderflow run``: the whole platform on one machine, for development and demos.
+
+Starts the local infrastructure, then N worker processes (each with its own web port and data
+directory, all in one consumer group), waits until every worker has recovered its tables, prints
+where to look, and supervises them until interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orderflow.errors import OrderflowError
+from orderflow.settings import Settings
+
+
+class PlatformError(OrderflowError):
+    """A process of the local platform did not start or died."""
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def worker_processes(settings: Settings, count: int, var_dir: Path) -> list[ManagedProcess]:
+    """N workers of one app: consecutive web ports from the configured one, one data dir each."""
+    workers = []
+    for index in range(count):
+        port = settings.web_port + index
+        env = {
+            **os.environ,
+            **settings.as_env(),
+            "ORDERFLOW_WEB_PORT": str(port),
+            "ORDERFLOW_DATA_DIR": str(var_dir / f"worker-{index}" / "data"),
+        }
+        workers.append(
+            ManagedProcess(
+                name=f"worker-{index}",
+                command=[sys.executable, "-m", "orderflow.cli", "worker"],
+                env=env,
+                log_path=var_dir / "log" / f"worker-{index}.log",
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+            )
+        )
+    return workers
+
+
+def wait_ready(processes: list[ManagedProcess], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(processes)
+    while pending:
+        for process in list(pending):
+            code = process.exited()
+            if code is not None:
+                raise PlatformError(
+                    f"{process.name} exited with status {code} during start-up; "
+                    f"see {process.log_path}"
+                )
+            if process.is_ready():
+                pending.remove(process)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(p.name for p in pending)
+            raise PlatformError(f"not ready after {timeout:.0f}s: {names}")
+        time.sleep(0.5)
+
+
+def supervise(processes: list[ManagedProcess], echo: Callable[[str], None]) -> int:
+    """Block until SIGINT/SIGTERM or until a process dies; stop them all; return an exit status."""
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping:
+            for process in processes:
+                code = process.exited()
+                if code is not None:
+                    echo(f"{process.name} exited with status {code}; see {process.log_path}")
+                    return 1
+            time.sleep(0.5)
+        echo("stopping the workers (the infrastructure keeps running: orderflow infra down)")
+    finally:
+        for process in processes:
+            process.stop()
+    return 0
