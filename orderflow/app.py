@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import faust
 
@@ -24,10 +25,18 @@ PLATFORM_MODULES: tuple[str, ...] = ("orderflow.agents", "orderflow.views")
 _CHATTY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access")
 
 
-def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> faust.App:
-    """A configured faust.App. ``modules`` are autodiscovered at worker start."""
-    app = faust.App(
-        settings.app_id,
+class OrderflowApp(faust.App):
+    """A faust.App that carries the Settings it was built from."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(settings.app_id, **options)
+        self.settings = settings
+
+
+def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:
+    """A configured app. ``modules`` are autodiscovered at worker start."""
+    app = OrderflowApp(
+        settings,
         broker=settings.broker_url,
         store=settings.store,
         datadir=str(settings.data_dir),
@@ -71,11 +80,11 @@ def _logging_config(level: str) -> dict[str, object]:
 
 
 @cache
-def _platform_app() -> faust.App:
+def _platform_app() -> OrderflowApp:
     return create_app(Settings.from_env())
 
 
-def __getattr__(name: str) -> faust.App:
+def __getattr__(name: str) -> OrderflowApp:
     # PEP 562: ``orderflow.app.app`` is created on first access, from the environment.
     if name == "app":
         return _platform_app()

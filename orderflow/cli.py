@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from orderflow import platform
+from orderflow.payments.cli import payment_sim
 from orderflow.settings import Settings, SettingsError
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
@@ -159,6 +160,8 @@ def worker(ctx: click.Context) -> NoReturn:
     ]
     os.execv(sys.executable, argv)
 
+
+main.add_command(payment_sim)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -168,6 +168,11 @@ class Settings:
     database_url: str = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow"
     elasticsearch_url: str = "http://127.0.0.1:9200"
     mongodb_url: str = "mongodb://127.0.0.1:27017/orderflow"
+    payment_gateway_url: str = "http://127.0.0.1:7070"
+    # Per call to the payment gateway; a saga's payment step waits longer than this.
+    payment_timeout: float = 2.0
+    # How long a saga waits for the replies of one step before it compensates (reason timeout).
+    saga_step_timeout: float = 15.0
     log_level: str = "INFO"
 
     @property
@@ -233,6 +238,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _url("postgresql", "postgres"),
     "elasticsearch_url": _url("http", "https"),
     "mongodb_url": _url("mongodb", "mongodb+srv"),
+    "payment_gateway_url": _url("http", "https"),
+    "payment_timeout": _seconds(0.05, 60),
+    "saga_step_timeout": _seconds(1, 3600),
     "log_level": _log_level,
 }
 

@@ -147,5 +147,12 @@ java_home_after_install() {
 # maven_fetch ARGS...: run Maven quietly in batch mode; Maven keeps its own cache in ~/.m2.
 maven_fetch() {
   need_command mvn maven
-  mvn -q -B -Dstyle.color=never "$@" >&2 || die "Maven could not fetch: $*"
+  local output
+  output=$(mktemp)
+  if ! mvn -B -Dstyle.color=never "$@" >"$output" 2>&1; then
+    tail -n 40 "$output" >&2
+    rm -f "$output"
+    die "Maven could not fetch: $*"
+  fi
+  rm -f "$output"
 }

@@ -1,0 +1,99 @@
+"""The inventory: reserve and release stock per order line, adjust it by hand.
+
+Commands arrive on inventory.commands keyed by sku, so every command for one sku is applied in
+order by one worker. Replies go to the saga (saga.replies, keyed by order id); level changes go
+to inventory.events. The rules, and how a redelivered command stays harmless, are in
+orderflow.domain.inventory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from faust.types import EventT, StreamT
+
+from orderflow import schemas, tables, topics
+from orderflow.app import app
+from orderflow.domain import inventory
+from orderflow.domain.inventory import Outcome, Reservation, ReservationStatus, StockLevel
+
+log = logging.getLogger(__name__)
+
+
+def _write(sku: str, order_id: str | None, outcome: Outcome) -> None:
+    # The reservation first, the level second: see orderflow.domain.inventory.
+    if outcome.reservation is not None and order_id is not None:
+        tables.reservations[tables.reservation_key(sku, order_id)] = outcome.reservation
+    tables.stock[sku] = outcome.level
+
+
+async def _publish_level(sku: str, level: StockLevel, cause: schemas.Message) -> None:
+    changed = schemas.StockLevelChanged(
+        **schemas.envelope(sku, cause.event_id),
+        sku=sku,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        version=level.offset,
+    )
+    await topics.inventory_events.send(key=sku, value=changed)
+
+
+async def _reply(command: schemas.ReserveStock, held: Reservation, level: StockLevel) -> None:
+    reply: schemas.Message
+    envelope = schemas.caused_by(command)
+    if held.status is ReservationStatus.RESERVED:
+        reply = schemas.StockReserved(
+            **envelope, order_id=command.order_id, sku=command.sku, quantity=held.quantity
+        )
+    elif held.status is ReservationStatus.REJECTED:
+        reply = schemas.StockRejected(
+            **envelope,
+            order_id=command.order_id,
+            sku=command.sku,
+            requested=command.quantity,
+            available=level.available,
+        )
+    else:
+        return  # released before it was reserved: the order is closed, nobody waits
+    await topics.saga_replies.send(key=command.order_id, value=reply)
+
+
+async def apply(command: schemas.Message, offset: int) -> None:
+    match command:
+        case schemas.ReserveStock(sku=sku, order_id=order_id, quantity=quantity):
+            key = tables.reservation_key(sku, order_id)
+            existing = tables.reservations.get(key)
+            outcome = inventory.reserve(
+                tables.stock.get(sku) or StockLevel(), existing, quantity, offset
+            )
+            _write(sku, order_id, outcome)
+            held = outcome.reservation or existing
+            assert held is not None
+            await _reply(command, held, outcome.level)
+        case schemas.ReleaseStock(sku=sku, order_id=order_id):
+            existing = tables.reservations.get(tables.reservation_key(sku, order_id))
+            outcome = inventory.release(tables.stock.get(sku) or StockLevel(), existing, offset)
+            _write(sku, order_id, outcome)
+        case schemas.AdjustStock(sku=sku, delta=delta):
+            try:
+                outcome = inventory.adjust(tables.stock.get(sku) or StockLevel(), delta, offset)
+            except inventory.AdjustmentRefused as refused:
+                log.warning("inventory: adjustment of %s refused: %s", sku, refused)
+                return
+            _write(sku, None, outcome)
+        case _:
+            log.warning("inventory: ignoring %s, not an inventory command", type(command).__name__)
+            return
+    if outcome.changed:
+        await _publish_level(sku, outcome.level, command)
+
+
+@app.agent(topics.inventory_commands)
+async def stock_keeper(stream: StreamT[schemas.Message]) -> None:
+    event: EventT[Any]
+    async for event in stream.events():
+        try:
+            await apply(cast(schemas.Message, event.value), event.message.offset)
+        except Exception:
+            log.exception("inventory: failed on %s", type(event.value).__name__)

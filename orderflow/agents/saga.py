@@ -1,0 +1,161 @@
+"""The order saga: read the order's state, let the domain decide, write the state, send.
+
+Wire records are translated to the domain's inputs here, and the domain's outputs to records;
+everything else is orderflow.domain.saga.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from faust.types import StreamT
+
+from orderflow import schemas, tables, topics
+from orderflow.app import app
+from orderflow.domain import saga
+from orderflow.domain.orders import Line, NewOrder
+
+log = logging.getLogger(__name__)
+
+
+def to_input(message: schemas.Message) -> saga.Input | None:
+    match message:
+        case schemas.PlaceOrder():
+            lines = tuple(Line(li.sku, li.quantity, li.unit_price) for li in message.lines)
+            order = NewOrder(message.customer_id, message.currency, lines, message.payment_token)
+            return saga.Start(message.order_id, order)
+        case schemas.CancelOrder():
+            return saga.Cancel(message.reason)
+        case schemas.StockReserved():
+            return saga.Reserved(message.sku)
+        case schemas.StockRejected():
+            return saga.OutOfStock(message.sku, message.requested, message.available)
+        case schemas.PaymentAuthorized():
+            return saga.Authorized(message.payment_id)
+        case schemas.PaymentDeclined():
+            return saga.Declined(message.reason)
+        case schemas.DeadlineExpired():
+            return saga.Expired(message.deadline)
+    return None
+
+
+async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Message) -> None:
+    """Publish one of the domain's outputs as a record, caused by ``cause``."""
+    order_id = state.order_id
+    envelope = schemas.caused_by(cause)
+    customer_id = state.order.customer_id
+    match output:
+        case saga.Reserve(sku=sku, quantity=quantity):
+            record: schemas.Message = schemas.ReserveStock(
+                **envelope, order_id=order_id, sku=sku, quantity=quantity
+            )
+            await topics.inventory_commands.send(key=sku, value=record)
+            return
+        case saga.Release(sku=sku):
+            record = schemas.ReleaseStock(**envelope, order_id=order_id, sku=sku)
+            await topics.inventory_commands.send(key=sku, value=record)
+            return
+        case saga.Authorize(amount=amount, currency=currency, token=token):
+            record = schemas.AuthorizePayment(
+                **envelope, order_id=order_id, amount=amount, currency=currency, token=token
+            )
+            await topics.payments_commands.send(key=order_id, value=record)
+            return
+        case saga.Void(reason=reason):
+            record = schemas.VoidPayment(**envelope, order_id=order_id, reason=reason)
+            await topics.payments_commands.send(key=order_id, value=record)
+            return
+        case saga.Placed(version=version):
+            order = state.order
+            record = schemas.OrderPlaced(
+                **envelope,
+                order_id=order_id,
+                customer_id=customer_id,
+                currency=order.currency,
+                lines=[
+                    schemas.OrderLine(sku=li.sku, quantity=li.quantity, unit_price=li.unit_price)
+                    for li in order.lines
+                ],
+                total=order.total,
+                version=version,
+            )
+        case saga.Confirmed(payment_id=payment_id, version=version):
+            record = schemas.OrderConfirmed(
+                **envelope,
+                order_id=order_id,
+                customer_id=customer_id,
+                payment_id=payment_id,
+                version=version,
+            )
+        case saga.Rejected(reason=reason, detail=detail, version=version):
+            record = schemas.OrderRejected(
+                **envelope,
+                order_id=order_id,
+                customer_id=customer_id,
+                reason=reason,
+                detail=detail,
+                version=version,
+            )
+        case saga.Cancelled(reason=reason, version=version):
+            record = schemas.OrderCancelled(
+                **envelope,
+                order_id=order_id,
+                customer_id=customer_id,
+                reason=reason,
+                version=version,
+            )
+    await topics.orders_events.send(key=order_id, value=record)
+
+
+async def apply(message: schemas.Message) -> None:
+    """Process one message of orders.commands or saga.replies."""
+    step = to_input(message)
+    if step is None:
+        log.warning("saga: ignoring %s, not a saga message", type(message).__name__)
+        return
+    order_id: str = message.order_id
+    state = tables.sagas.get(order_id)
+    decision = saga.handle(
+        state, message.event_id, step, time.time(), app.settings.saga_step_timeout
+    )
+    new_state = decision.state
+    if new_state is None:
+        log.info("saga: %s for unknown order %s ignored", type(message).__name__, order_id)
+        return
+    if new_state is not state:
+        tables.sagas[order_id] = new_state
+    # On redelivery (same state) the index is checked too: a crash may have lost its write.
+    if new_state is state or state is None or state.deadline != new_state.deadline:
+        _index_deadline(order_id, new_state.deadline)
+    for output in decision.outputs:
+        await send(output, new_state, message)
+
+
+def _index_deadline(order_id: str, deadline: float | None) -> None:
+    """Keep saga_deadlines holding exactly the open sagas, so the timer scans only those."""
+    if deadline is None:
+        del tables.saga_deadlines[order_id]
+    elif tables.saga_deadlines.get(order_id) != deadline:
+        tables.saga_deadlines[order_id] = deadline
+
+
+@app.agent(topics.saga_inbox)
+async def order_saga(stream: StreamT[schemas.Message]) -> None:
+    async for message in stream:
+        try:
+            await apply(message)
+        except Exception:
+            log.exception("saga: failed on %s %s", type(message).__name__, message.event_id)
+
+
+@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+async def expire_late_sagas() -> None:
+    """Tell the saga about every passed deadline of the partitions this worker owns."""
+    now = time.time()
+    for order_id, deadline in list(tables.saga_deadlines.items()):
+        if deadline <= now:
+            expired = schemas.DeadlineExpired(
+                **schemas.envelope(order_id), order_id=order_id, deadline=deadline
+            )
+            await topics.saga_replies.send(key=order_id, value=expired)

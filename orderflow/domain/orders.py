@@ -1,0 +1,120 @@
+"""What a valid new order is: parsing gives a NewOrder or an InvalidOrder naming every field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orderflow.domain.money import MAX_AMOUNT, is_currency
+from orderflow.errors import OrderflowError
+
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+MAX_ID_LENGTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    sku: str
+    quantity: int
+    unit_price: int  # minor units
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    customer_id: str
+    currency: str
+    lines: tuple[Line, ...]
+    payment_token: str
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str  # a JSON path such as "lines[0].quantity"
+    message: str
+
+
+class InvalidOrder(OrderflowError):
+    """The request does not describe a valid order; ``errors`` names every bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+def _identifier(data: Mapping[str, Any], field: str, path: str, errors: list[FieldError]) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value.strip():
+        errors.append(FieldError(path, "required, a non-empty string"))
+        return ""
+    if len(value) > MAX_ID_LENGTH:
+        errors.append(FieldError(path, f"at most {MAX_ID_LENGTH} characters"))
+    return value
+
+
+def _integer(value: Any, path: str, low: int, high: int, errors: list[FieldError]) -> int:
+    # bool is an int in Python; JSON true is not a quantity.
+    if not isinstance(value, int) or isinstance(value, bool):
+        errors.append(FieldError(path, "required, an integer"))
+        return 0
+    if not low <= value <= high:
+        errors.append(FieldError(path, f"must be from {low} to {high}"))
+    return value
+
+
+def _line(data: Any, path: str, errors: list[FieldError]) -> Line | None:
+    if not isinstance(data, Mapping):
+        errors.append(FieldError(path, "must be an object with sku, quantity and unit_price"))
+        return None
+    sku = _identifier(data, "sku", f"{path}.sku", errors)
+    quantity = _integer(data.get("quantity"), f"{path}.quantity", 1, MAX_QUANTITY, errors)
+    unit_price = _integer(data.get("unit_price"), f"{path}.unit_price", 0, MAX_AMOUNT, errors)
+    return Line(sku, quantity, unit_price)
+
+
+def parse_new_order(data: Any) -> NewOrder:
+    """Validate a decoded JSON request body; raise InvalidOrder listing every problem."""
+    if not isinstance(data, Mapping):
+        raise InvalidOrder([FieldError("$", "the body must be a JSON object")])
+    errors: list[FieldError] = []
+    customer_id = _identifier(data, "customer_id", "customer_id", errors)
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not is_currency(currency):
+        errors.append(FieldError("currency", "required, an ISO 4217 code such as USD"))
+    payment = data.get("payment")
+    token = ""
+    if not isinstance(payment, Mapping):
+        errors.append(FieldError("payment", "required, an object with a token"))
+    else:
+        token = _identifier(payment, "token", "payment.token", errors)
+    raw_lines = data.get("lines")
+    lines: list[Line] = []
+    if not isinstance(raw_lines, list) or not raw_lines:
+        errors.append(FieldError("lines", "required, a non-empty array"))
+    elif len(raw_lines) > MAX_LINES:
+        errors.append(FieldError("lines", f"at most {MAX_LINES} lines"))
+    else:
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_lines):
+            line = _line(raw, f"lines[{index}]", errors)
+            if line is None:
+                continue
+            if line.sku in seen:
+                errors.append(FieldError(f"lines[{index}].sku", "duplicate sku in this order"))
+            seen.add(line.sku)
+            lines.append(line)
+    if not errors and sum(line.amount for line in lines) > MAX_AMOUNT:
+        errors.append(FieldError("lines", f"the order total exceeds {MAX_AMOUNT}"))
+    if errors:
+        raise InvalidOrder(errors)
+    assert isinstance(currency, str)
+    return NewOrder(customer_id, currency, tuple(lines), token)

@@ -1,0 +1,87 @@
+"""Every table of the platform, with typed accessors.
+
+Each table is co-partitioned with the topic whose agent writes it (Faust writes a table's
+changelog to the partition of the event being processed):
+
+| table           | key            | value                        | written by (topic)         |
+|-----------------|----------------|------------------------------|----------------------------|
+| sagas           | order id       | SagaState                    | saga (orders.commands,     |
+| saga_deadlines  | order id       | deadline (epoch seconds)     |   saga.replies)            |
+| stock           | sku            | StockLevel                   | inventory                  |
+| reservations    | sku/order id   | Reservation                  |   (inventory.commands)     |
+| payments        | order id       | the gateway's answer         | payments                   |
+| orders_view     | order id       | order read model             | read models (orders.events)|
+| customer_orders | customer id    | the customer's recent orders | read models (by customer)  |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orderflow.app import app
+from orderflow.domain.inventory import Reservation, StockLevel
+from orderflow.domain.saga import SagaState
+from orderflow.tables import codecs
+from orderflow.tables.typed import TypedTable
+
+
+def _table(name: str, help: str) -> Any:
+    # value_type=bytes makes Faust store values as they are: TypedTable encodes them.
+    return app.Table(
+        name,
+        key_type=str,
+        value_type=bytes,
+        partitions=app.settings.topic_partitions,
+        help=help,
+        options={"driver": "rocksdict"},
+    )
+
+
+sagas: TypedTable[SagaState] = TypedTable(
+    _table("sagas", "The state of every order's saga."), codecs.encode, codecs.decode_saga
+)
+saga_deadlines: TypedTable[float] = TypedTable(
+    _table("saga_deadlines", "Deadlines of the sagas still waiting for a reply."),
+    codecs.encode,
+    codecs.decode_json,
+)
+stock: TypedTable[StockLevel] = TypedTable(
+    _table("stock", "On-hand and reserved stock per sku."),
+    codecs.encode,
+    codecs.decode_stock_level,
+)
+reservations: TypedTable[Reservation] = TypedTable(
+    _table("reservations", "Stock held for an order line, keyed 'sku/order id'."),
+    codecs.encode,
+    codecs.decode_reservation,
+)
+payments: TypedTable[dict[str, Any]] = TypedTable(
+    _table("payments", "The payment of each order as the gateway answered it."),
+    codecs.encode,
+    codecs.decode_json,
+)
+orders_view: TypedTable[dict[str, Any]] = TypedTable(
+    _table("orders_view", "Orders as clients read them."), codecs.encode, codecs.decode_json
+)
+customer_orders: TypedTable[list[dict[str, Any]]] = TypedTable(
+    _table("customer_orders", "The most recent orders of each customer."),
+    codecs.encode,
+    codecs.decode_json,
+)
+
+ALL_TABLES: dict[str, TypedTable[Any]] = {
+    table.name: table
+    for table in (
+        sagas,
+        saga_deadlines,
+        stock,
+        reservations,
+        payments,
+        orders_view,
+        customer_orders,
+    )
+}
+
+
+def reservation_key(sku: str, order_id: str) -> str:
+    return f"{sku}/{order_id}"

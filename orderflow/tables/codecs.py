@@ -1,0 +1,61 @@
+"""JSON encodings of the domain's table values (they are plain dataclasses, not Faust models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from orderflow.domain.inventory import Reservation, ReservationStatus, StockLevel
+from orderflow.domain.orders import Line, NewOrder
+from orderflow.domain.saga import SagaState, Status, Transition
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(value: Any) -> bytes:
+    """orjson encodes dataclasses, enums and tuples natively; sets become sorted lists."""
+    return orjson.dumps(value, default=_default)
+
+
+def decode_json(raw: bytes) -> Any:
+    return orjson.loads(raw)
+
+
+def decode_saga(raw: bytes) -> SagaState:
+    data = orjson.loads(raw)
+    order = data["order"]
+    return SagaState(
+        order_id=data["order_id"],
+        order=NewOrder(
+            customer_id=order["customer_id"],
+            currency=order["currency"],
+            lines=tuple(Line(**line) for line in order["lines"]),
+            payment_token=order["payment_token"],
+        ),
+        status=Status(data["status"]),
+        awaiting=frozenset(data["awaiting"]),
+        deadline=data["deadline"],
+        version=data["version"],
+        history=tuple(
+            Transition(t["at"], Status(t["status"]), t["cause"]) for t in data["history"]
+        ),
+        seen=frozenset(data["seen"]),
+        payment_id=data["payment_id"],
+        reason=data["reason"],
+        detail=data["detail"],
+        outcome_version=data["outcome_version"],
+    )
+
+
+def decode_stock_level(raw: bytes) -> StockLevel:
+    return StockLevel(**orjson.loads(raw))
+
+
+def decode_reservation(raw: bytes) -> Reservation:
+    data = orjson.loads(raw)
+    return Reservation(data["quantity"], ReservationStatus(data["status"]), data["offset"])

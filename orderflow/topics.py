@@ -1,0 +1,73 @@
+"""Every topic of the platform: its name, key, the records it carries, and its partitions.
+
+All topics have ``settings.topic_partitions`` partitions, so that any two of them with the same
+key are co-partitioned: an order's commands, replies and events land on the same partition
+number, and so do a sku's inventory commands. Values are faust.Record types from
+orderflow.schemas, decoded by their ``__faust.ns`` (``value_type=None``), so one topic may
+carry several record types.
+
+| topic               | key      | records                                              |
+|---------------------|----------|------------------------------------------------------|
+| orders.commands     | order id | PlaceOrder, CancelOrder                              |
+| saga.replies        | order id | StockReserved, StockRejected, PaymentAuthorized,     |
+|                     |          | PaymentDeclined, DeadlineExpired                     |
+| inventory.commands  | sku      | ReserveStock, ReleaseStock, AdjustStock              |
+| payments.commands   | order id | AuthorizePayment, VoidPayment                        |
+| orders.events       | order id | OrderPlaced, OrderConfirmed, OrderRejected,          |
+|                     |          | OrderCancelled                                       |
+| inventory.events    | sku      | StockLevelChanged                                    |
+"""
+
+from __future__ import annotations
+
+from faust.types import TopicT
+
+from orderflow.app import app
+
+ORDERS_COMMANDS = "orders.commands"
+SAGA_REPLIES = "saga.replies"
+INVENTORY_COMMANDS = "inventory.commands"
+PAYMENTS_COMMANDS = "payments.commands"
+ORDERS_EVENTS = "orders.events"
+INVENTORY_EVENTS = "inventory.events"
+
+
+def _topic(*names: str) -> TopicT:
+    # internal=True: the app owns these topics and creates them at start, with the configured
+    # partitions and replication factor (brokers must not auto-create them with defaults).
+    return app.topic(
+        *(app.settings.topic(name) for name in names),
+        key_type=str,
+        value_type=None,
+        value_serializer="json",
+        partitions=app.settings.topic_partitions,
+        replicas=app.settings.topic_replication_factor,
+        internal=True,
+    )
+
+
+orders_commands = _topic(ORDERS_COMMANDS)
+saga_replies = _topic(SAGA_REPLIES)
+inventory_commands = _topic(INVENTORY_COMMANDS)
+payments_commands = _topic(PAYMENTS_COMMANDS)
+orders_events = _topic(ORDERS_EVENTS)
+inventory_events = _topic(INVENTORY_EVENTS)
+
+# What the saga agent consumes: both topics are keyed by order id and co-partitioned.
+saga_inbox = _topic(ORDERS_COMMANDS, SAGA_REPLIES)
+
+ALL_TOPICS = (
+    orders_commands,
+    saga_replies,
+    inventory_commands,
+    payments_commands,
+    orders_events,
+    inventory_events,
+)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def declare_topics() -> None:
+    """Create every topic at start, also those that no agent of this app consumes."""
+    for topic in ALL_TOPICS:
+        await topic.maybe_declare()

@@ -1,0 +1,136 @@
+"""Orders: place, read (with long-poll), cancel; a customer's orders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from faust.web import Request, Response
+
+from orderflow import schemas, tables, topics
+from orderflow.app import app
+from orderflow.domain.orders import InvalidOrder, parse_new_order
+from orderflow.views.base import ApiView
+from orderflow.views.problems import Problem, json_response, read_json
+
+MAX_WAIT_SECONDS = 30.0
+FINAL_STATUSES = frozenset({"REJECTED", "CANCELLED"})
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise Problem(400, f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}")
+    return wait
+
+
+def order_document(view: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "order_id", "customer_id", "status", "lines", "total", "currency", "reason", "detail",
+        "payment_id", "placed_at", "updated_at", "history",
+    )  # fmt: skip
+    return {field: view[field] for field in keep}
+
+
+async def _send(topic: Any, key: str, record: schemas.Message) -> None:
+    """Produce and wait for the broker's acknowledgement before answering the client."""
+    try:
+        pending = await topic.send(key=key, value=record)
+        await asyncio.wait_for(asyncio.ensure_future(pending), timeout=10)
+    except Exception as error:
+        raise Problem(503, f"the command could not be written to Kafka: {error}") from None
+
+
+@app.page("/api/v1/orders")
+class Orders(ApiView):
+    async def post(self, request: Request) -> Response:
+        try:
+            order = parse_new_order(await read_json(self, request))
+        except InvalidOrder as invalid:
+            errors = [{"field": e.field, "message": e.message} for e in invalid.errors]
+            raise Problem(422, f"the order is invalid: {invalid}", errors=errors) from None
+        order_id = uuid.uuid4().hex
+        place = schemas.PlaceOrder(
+            **schemas.envelope(order_id),
+            order_id=order_id,
+            customer_id=order.customer_id,
+            currency=order.currency,
+            lines=[
+                schemas.OrderLine(sku=li.sku, quantity=li.quantity, unit_price=li.unit_price)
+                for li in order.lines
+            ],
+            payment_token=order.payment_token,
+        )
+        await _send(topics.orders_commands, order_id, place)
+        location = f"/api/v1/orders/{order_id}"
+        return json_response(
+            self, {"order_id": order_id, "status": "PENDING"}, status=202, Location=location
+        )
+
+
+@app.page("/api/v1/orders/{order_id}")
+class Order(ApiView):
+    async def get(self, request: Request, order_id: str) -> Response:
+        wait = _wait_seconds(request)
+
+        async def answer() -> Response:
+            deadline = time.monotonic() + wait
+            delay = 0.01
+            while True:
+                view = tables.orders_view.get(order_id)
+                if view is not None and (view["status"] != "PENDING" or not wait):
+                    return json_response(self, order_document(view))
+                if time.monotonic() >= deadline:
+                    if view is None:
+                        raise Problem(404, f"no order {order_id}")
+                    return json_response(self, order_document(view))
+                await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+                delay = min(delay * 2, 0.2)
+
+        return await self.routed(request, tables.orders_view, order_id, answer)
+
+
+@app.page("/api/v1/orders/{order_id}/cancel")
+class CancelOrder(ApiView):
+    async def post(self, request: Request, order_id: str) -> Response:
+        body = await read_json(self, request, required=False)
+        reason = body.get("reason", "customer_request") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
+            raise Problem(422, "reason must be a non-empty string of at most 200 characters")
+
+        async def cancel() -> Response:
+            view = tables.orders_view.get(order_id)
+            if view is None:
+                raise Problem(404, f"no order {order_id}")
+            if view["status"] in FINAL_STATUSES:
+                raise Problem(409, f"order {order_id} is already {view['status']}")
+            command = schemas.CancelOrder(
+                **schemas.envelope(order_id), order_id=order_id, reason=reason
+            )
+            await _send(topics.orders_commands, order_id, command)
+            return json_response(
+                self,
+                {"order_id": order_id, "status": view["status"], "cancellation": "accepted"},
+                status=202,
+                Location=f"/api/v1/orders/{order_id}",
+            )
+
+        return await self.routed(request, tables.orders_view, order_id, cancel)
+
+
+@app.page("/api/v1/customers/{customer_id}/orders")
+class CustomerOrders(ApiView):
+    async def get(self, request: Request, customer_id: str) -> Response:
+        async def answer() -> Response:
+            orders = tables.customer_orders.get(customer_id) or []
+            return json_response(self, {"customer_id": customer_id, "orders": orders})
+
+        return await self.routed(request, tables.customer_orders, customer_id, answer)

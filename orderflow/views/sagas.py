@@ -1,0 +1,49 @@
+"""A saga's state and step history, for operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response
+
+from orderflow import tables
+from orderflow.app import app
+from orderflow.domain.saga import SagaState
+from orderflow.views.base import ApiView
+from orderflow.views.problems import Problem, json_response
+
+
+def saga_document(state: SagaState) -> dict[str, Any]:
+    """Everything an operator needs, and not the payment token."""
+    return {
+        "order_id": state.order_id,
+        "customer_id": state.order.customer_id,
+        "status": state.status.value,
+        "order_status": state.status.order_status,
+        "awaiting_skus": sorted(state.awaiting),
+        "deadline": state.deadline,
+        "version": state.version,
+        "payment_id": state.payment_id,
+        "reason": state.reason,
+        "detail": state.detail,
+        "total": state.order.total,
+        "currency": state.order.currency,
+        "lines": [
+            {"sku": li.sku, "quantity": li.quantity, "unit_price": li.unit_price}
+            for li in state.lines
+        ],
+        "steps": [{"at": t.at, "status": t.status.value, "cause": t.cause} for t in state.history],
+        "messages_applied": len(state.seen),
+    }
+
+
+@app.page("/api/v1/sagas/{order_id}")
+class Saga(ApiView):
+    async def get(self, request: Request, order_id: str) -> Response:
+        async def answer() -> Response:
+            state = tables.sagas.get(order_id)
+            if state is None:
+                raise Problem(404, f"no saga for order {order_id}")
+            return json_response(self, saga_document(state))
+
+        return await self.routed(request, tables.sagas, order_id, answer)
