@@ -117,26 +117,39 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     settings = _settings()
     if not no_infra and run_infra("up") != 0:
         raise click.ClickException("the local infrastructure did not start (see above)")
-    processes = platform.worker_processes(settings, workers, var_dir.resolve())
+    var = var_dir.resolve()
+    processes = [
+        platform.payment_simulator_process(settings, var),
+        *platform.worker_processes(settings, workers, var),
+    ]
     for process in processes:
         process.start()
-    click.echo(f"starting {workers} worker(s); logs in {var_dir.resolve() / 'log'}")
+    click.echo(f"starting the payment simulator and {workers} worker(s); logs in {var / 'log'}")
+    first = f"http://127.0.0.1:{settings.web_port}"
     try:
         platform.wait_ready(processes, timeout=180)
+        stocked = platform.seed_demo_stock(first)
     except platform.PlatformError as error:
         for process in processes:
             process.stop()
         raise click.ClickException(str(error)) from None
-    first = f"http://127.0.0.1:{settings.web_port}"
+    if stocked:
+        click.echo(f"demo stock added for {', '.join(stocked)}")
     click.echo(
         "\norderflow is running:\n"
         + "".join(
-            f"  {p.name:<10} {p.ready_url.removesuffix('/readyz')}  (log: {p.log_path})\n"
+            f"  {p.name:<10} {p.ready_url.rsplit('/', 1)[0]}  (log: {p.log_path})\n"
             for p in processes
         )
         + f"  health     {first}/healthz, {first}/readyz\n"
-        + "  infra      orderflow infra status\n"
-        + "Press Ctrl-C to stop the workers.\n"
+        + "  infra      orderflow infra status\n\n"
+        + "Try it:\n"
+        + f"  curl -s -XPOST {first}/api/v1/orders -H 'Content-Type: application/json' \\\n"
+        + """    -d '{"customer_id": "c-1", "currency": "USD", """
+        + """"lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": 1999}], """
+        + """"payment": {"token": "tok_visa"}}'\n"""
+        + f"  curl -s '{first}/api/v1/orders/ORDER_ID?wait=5'\n\n"
+        + "Press Ctrl-C to stop the workers and the simulator.\n"
     )
     sys.exit(platform.supervise(processes, click.echo))
 

@@ -1,8 +1,9 @@
 """``orderflow run``: the whole platform on one machine, for development and demos.
 
-Starts the local infrastructure, then N worker processes (each with its own web port and data
-directory, all in one consumer group), waits until every worker has recovered its tables, prints
-where to look, and supervises them until interrupted.
+Starts the local infrastructure, the payment simulator and N worker processes (each with its
+own web port and data directory, all in one consumer group), waits until every worker has
+recovered its tables, stocks the demo skus that have no stock yet, prints where to look, and
+supervises the processes until interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
 
 from orderflow.errors import OrderflowError
 from orderflow.settings import Settings
@@ -88,6 +92,52 @@ def worker_processes(settings: Settings, count: int, var_dir: Path) -> list[Mana
             )
         )
     return workers
+
+
+def payment_simulator_process(settings: Settings, var_dir: Path) -> ManagedProcess:
+    """The simulated payment gateway, on the host and port of ORDERFLOW_PAYMENT_GATEWAY_URL."""
+    url = urlsplit(settings.payment_gateway_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    return ManagedProcess(
+        name="payments",
+        command=[
+            sys.executable,
+            "-m",
+            "orderflow.payments.cli",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        env=dict(os.environ),
+        log_path=var_dir / "log" / "payment-sim.log",
+        ready_url=f"http://{host}:{port}/healthz",
+    )
+
+
+DEMO_STOCK = {"SKU-1": 100, "SKU-2": 100, "SKU-3": 25, "SKU-4": 10, "SKU-5": 3}
+
+
+def seed_demo_stock(base_url: str) -> list[str]:
+    """Stock the demo skus that have never had stock; returns the skus it stocked."""
+    stocked = []
+    for sku, quantity in DEMO_STOCK.items():
+        try:
+            urllib.request.urlopen(f"{base_url}/api/v1/inventory/{sku}", timeout=10).close()
+            continue  # it has stock records already: leave it as it is
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code != 404:
+                raise PlatformError(f"reading the stock of {sku} failed: {error}") from None
+        request = urllib.request.Request(
+            f"{base_url}/api/v1/inventory/{sku}/adjustments",
+            data=orjson.dumps({"delta": quantity, "reason": "demo stock"}),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        stocked.append(sku)
+    return stocked
 
 
 def wait_ready(processes: list[ManagedProcess], timeout: float) -> None:

@@ -1,0 +1,184 @@
+"""The agents, run by Faust's test_context(): no broker, in-memory tables, and in-memory Faust
+channels in place of the topics they send to, so each test sees exactly what an agent sent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import faust
+import pytest
+from yarl import URL
+
+from orderflow import schemas, tables, topics
+from orderflow.agents import inventory as inventory_agent
+from orderflow.agents import read_models
+from orderflow.agents import saga as saga_agent
+from orderflow.app import app
+from orderflow.domain.saga import Status
+
+OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
+            "inventory_events")  # fmt: skip
+
+
+class Outbox:
+    """What the agent under test sent, per topic attribute of orderflow.topics."""
+
+    def __init__(self, channels: dict[str, Any]) -> None:
+        self._readers = {
+            name: channel.clone(is_iterator=True) for name, channel in channels.items()
+        }
+
+    async def drain(self, name: str) -> list[tuple[str, schemas.Message]]:
+        reader = self._readers[name]
+        sent = []
+        while not reader.empty():
+            event = await reader.get()
+            sent.append((event.key, event.value))
+        return sent
+
+
+@pytest.fixture(autouse=True)
+def in_memory_app() -> Iterator[None]:
+    app.finalize()
+    if app.conf.store != URL("memory://"):
+        app.conf.store = URL("memory://")
+    app.flow_control.resume()
+    yield
+    for table in tables.ALL_TABLES.values():
+        table.table.data.clear()
+
+
+@pytest.fixture
+def outbox(monkeypatch: pytest.MonkeyPatch) -> Outbox:
+    channels = {name: app.channel() for name in OUTBOUND}
+    for name, channel in channels.items():
+        monkeypatch.setattr(topics, name, channel)
+    return Outbox(channels)
+
+
+def place_order(order_id: str, *lines: tuple[str, int]) -> schemas.PlaceOrder:
+    return schemas.PlaceOrder(
+        **schemas.envelope(order_id),
+        order_id=order_id,
+        customer_id="c-1",
+        currency="USD",
+        lines=[schemas.OrderLine(sku=sku, quantity=q, unit_price=250) for sku, q in lines],
+        payment_token="tok_visa",
+    )
+
+
+@pytest.fixture
+async def saga() -> AsyncIterator[faust.types.AgentT]:
+    async with saga_agent.order_saga.test_context() as agent:
+        yield agent
+
+
+async def test_a_placed_order_reserves_every_line_and_publishes_order_placed(
+    saga: Any, outbox: Outbox
+) -> None:
+    await saga.put(place_order("o-1", ("SKU-1", 2), ("SKU-2", 1)), key="o-1")
+
+    state = tables.sagas.get("o-1")
+    assert state is not None
+    assert state.status is Status.RESERVING
+    assert tables.saga_deadlines.get("o-1") == state.deadline
+    reserves = await outbox.drain("inventory_commands")
+    assert [(key, type(v).__name__, v.quantity) for key, v in reserves] == [
+        ("SKU-1", "ReserveStock", 2),
+        ("SKU-2", "ReserveStock", 1),
+    ]
+    assert all(v.correlation_id == "o-1" for _, v in reserves)
+    [(key, placed)] = await outbox.drain("orders_events")
+    assert key == "o-1"
+    assert isinstance(placed, schemas.OrderPlaced)
+    assert placed.total == 750
+
+
+async def test_replies_drive_the_saga_to_confirmation(saga: Any, outbox: Outbox) -> None:
+    place = place_order("o-2", ("SKU-1", 1))
+    await saga.put(place, key="o-2")
+    reserved = schemas.StockReserved(
+        **schemas.caused_by(place), order_id="o-2", sku="SKU-1", quantity=1
+    )
+    await saga.put(reserved, key="o-2")
+    [(_, authorize)] = await outbox.drain("payments_commands")
+    assert isinstance(authorize, schemas.AuthorizePayment)
+    assert (authorize.amount, authorize.currency, authorize.token) == (250, "USD", "tok_visa")
+
+    await saga.put(
+        schemas.PaymentAuthorized(**schemas.caused_by(authorize), order_id="o-2", payment_id="p1"),
+        key="o-2",
+    )
+    state = tables.sagas.get("o-2")
+    assert state is not None
+    assert state.status is Status.CONFIRMED
+    assert tables.saga_deadlines.get("o-2") is None
+    events = [type(v).__name__ for _, v in await outbox.drain("orders_events")]
+    assert events == ["OrderPlaced", "OrderConfirmed"]
+
+
+async def test_a_redelivered_command_resends_what_the_state_needs_without_changing_it(
+    saga: Any, outbox: Outbox
+) -> None:
+    place = place_order("o-3", ("SKU-1", 1))
+    await saga.put(place, key="o-3")
+    before = tables.sagas.get("o-3")
+    await outbox.drain("inventory_commands")
+
+    await saga.put(place, key="o-3")  # the same event id: a redelivery after a crash
+
+    assert tables.sagas.get("o-3") == before
+    again = await outbox.drain("inventory_commands")
+    assert [type(v).__name__ for _, v in again] == ["ReserveStock"]
+
+
+async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox: Outbox) -> None:
+    async with inventory_agent.stock_keeper.test_context() as agent:
+        adjust = schemas.AdjustStock(**schemas.envelope("SKU-9"), sku="SKU-9", delta=5, reason="r")
+        await agent.put(adjust, key="SKU-9")
+        reserve = schemas.ReserveStock(
+            **schemas.envelope("o-4"), order_id="o-4", sku="SKU-9", quantity=3
+        )
+        await agent.put(reserve, key="SKU-9")
+        too_many = schemas.ReserveStock(
+            **schemas.envelope("o-5"), order_id="o-5", sku="SKU-9", quantity=3
+        )
+        await agent.put(too_many, key="SKU-9")
+
+    level = tables.stock.get("SKU-9")
+    assert level is not None
+    assert (level.on_hand, level.reserved) == (2, 3)
+    replies = [(k, type(v).__name__) for k, v in await outbox.drain("saga_replies")]
+    assert replies == [("o-4", "StockReserved"), ("o-5", "StockRejected")]
+    levels = [(v.on_hand, v.reserved) for _, v in await outbox.drain("inventory_events")]
+    assert levels == [(5, 0), (2, 3)]
+
+
+async def test_the_order_document_follows_the_events() -> None:
+    placed = schemas.OrderPlaced(
+        **schemas.envelope("o-6"),
+        order_id="o-6",
+        customer_id="c-1",
+        currency="EUR",
+        lines=[schemas.OrderLine(sku="SKU-1", quantity=1, unit_price=100)],
+        total=100,
+        version=1,
+    )
+    rejected = schemas.OrderRejected(
+        **schemas.caused_by(placed),
+        order_id="o-6",
+        customer_id="c-1",
+        reason="out_of_stock",
+        detail="SKU-1: requested 1, available 0",
+        version=2,
+    )
+    async with read_models.order_documents.test_context() as agent:
+        await agent.put(placed, key="o-6")
+        await agent.put(rejected, key="o-6")
+        await agent.put(placed, key="o-6")  # a late repeat changes nothing
+
+    view = tables.orders_view.get("o-6")
+    assert view is not None
+    assert (view["status"], view["reason"], view["version"]) == ("REJECTED", "out_of_stock", 2)
+    assert [h["status"] for h in view["history"]] == ["PENDING", "REJECTED"]
