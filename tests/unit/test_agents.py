@@ -3,11 +3,13 @@ channels in place of the topics they send to, so each test sees exactly what an 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import faust
 import pytest
+from faust.exceptions import AlreadyConfiguredWarning
 from yarl import URL
 
 from orderflow import schemas, tables, topics
@@ -41,7 +43,10 @@ class Outbox:
 @pytest.fixture(autouse=True)
 def in_memory_app() -> Iterator[None]:
     app.finalize()
-    if app.conf.store != URL("memory://"):
+    # Tables open their store on first use, so switching before any table is read is safe;
+    # Faust warns because the setting was read (not used) when the tables were declared.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlreadyConfiguredWarning)
         app.conf.store = URL("memory://")
     app.flow_control.resume()
     yield
