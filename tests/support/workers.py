@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,40 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+class PaymentSimulator:
+    """`orderflow payment-sim` as a subprocess on a free port."""
+
+    def __init__(self, log_path: Path, *options: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.options = options
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PaymentSimulator:
+        command = [sys.executable, "-m", "orderflow.payments.cli", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, *self.options],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, "the payment simulator exited"
+            try:
+                if http_get(f"{self.url}/healthz", timeout=1)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the payment simulator did not start"
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
