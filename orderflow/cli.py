@@ -12,7 +12,9 @@ import click
 
 from orderflow import platform
 from orderflow.payments.cli import payment_sim
+from orderflow.schemas.cli import schemas_group
 from orderflow.settings import Settings, SettingsError
+from orderflow.tables_cli import tables
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
 
@@ -175,6 +177,8 @@ def worker(ctx: click.Context) -> NoReturn:
 
 
 main.add_command(payment_sim)
+main.add_command(tables)
+main.add_command(schemas_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

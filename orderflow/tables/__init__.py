@@ -54,6 +54,8 @@ reservations: TypedTable[Reservation] = TypedTable(
     _table("reservations", "Stock held for an order line, keyed 'sku/order id'."),
     codecs.encode,
     codecs.decode_reservation,
+    # Written while the sku's inventory command is processed: it lives on the sku's partition.
+    partition_key=lambda key: key.rpartition("/")[0],
 )
 payments: TypedTable[dict[str, Any]] = TypedTable(
     _table("payments", "The payment of each order as the gateway answered it."),

@@ -19,11 +19,17 @@ class TypedTable(Generic[T]):
     """
 
     def __init__(
-        self, table: Any, encode: Callable[[T], bytes], decode: Callable[[bytes], T]
+        self,
+        table: Any,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+        *,
+        partition_key: Callable[[str], str] = lambda key: key,
     ) -> None:
         self.table = table
         self._encode = encode
         self._decode = decode
+        self._partition_key = partition_key
 
     @property
     def name(self) -> str:
@@ -37,9 +43,10 @@ class TypedTable(Generic[T]):
         """The partition that holds ``key``: where the producer of the source topic put it.
 
         Source topics have string keys partitioned by Kafka's default partitioner (murmur2 of
-        the UTF-8 key), and a table's changelog partition is its source event's partition.
+        the UTF-8 key), and a table's changelog partition is its source event's partition;
+        ``partition_key`` maps a table key to the source key it was written under.
         """
-        hashed: int = murmur2(key.encode())
+        hashed: int = murmur2(self._partition_key(key).encode())
         return (hashed & 0x7FFFFFFF) % int(self.table.partitions)
 
     def get(self, key: str) -> T | None:

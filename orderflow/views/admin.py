@@ -1,0 +1,149 @@
+"""Table inspection for operators: list the tables, read one key, scan keys by prefix.
+
+A key is read on the worker that owns it (any worker forwards the request there). A scan asks
+every worker of the group for the keys of its active partitions (``local-scan``) and merges
+the answers; a worker that does not answer makes the answer partial, and it says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+from faust.web import Request, Response
+from yarl import URL
+
+from orderflow import tables
+from orderflow.app import app
+from orderflow.tables.typed import TypedTable
+from orderflow.views.base import ApiView
+from orderflow.views.problems import Problem, json_response
+from orderflow.views.scans import WorkerScan, merge, parse_limit, select
+
+SCAN_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def _typed(name: str) -> TypedTable[Any]:
+    typed = tables.ALL_TABLES.get(name)
+    if typed is None:
+        known = sorted(tables.ALL_TABLES)
+        raise Problem(404, f"no table {name!r}; the tables are {', '.join(known)}", tables=known)
+    return typed
+
+
+def _same_worker(url: str, other: Any) -> bool:
+    return URL(url).origin() == URL(str(other)).origin()
+
+
+@app.page("/api/v1/admin/tables")
+class Tables(ApiView):
+    async def get(self, request: Request) -> Response:
+        described = [
+            {
+                "name": typed.name,
+                "help": typed.table.help,
+                "partitions": typed.table.partitions,
+                "changelog_topic": typed.changelog_topic,
+            }
+            for typed in tables.ALL_TABLES.values()
+        ]
+        return json_response(self, {"tables": described})
+
+
+# {key:.+} accepts keys with slashes (reservations), sent as they are or as %2F.
+@app.page("/api/v1/admin/tables/{table}/keys/{key:.+}")
+class TableKey(ApiView):
+    async def get(self, request: Request, table: str, key: str) -> Response:
+        typed = _typed(table)
+
+        async def answer() -> Response:
+            raw = typed.raw_json(key)
+            if raw is None:
+                raise Problem(404, f"no key {key!r} in table {table}")
+            return json_response(self, {"table": table, "key": key, "value": orjson.loads(raw)})
+
+        return await self.routed(request, typed, key, answer)
+
+
+@app.page("/api/v1/admin/tables/{table}/local-scan")
+class TableLocalScan(ApiView):
+    """The matching keys of this worker's active partitions only."""
+
+    async def get(self, request: Request, table: str) -> Response:
+        typed = _typed(table)
+        scan = local_scan(self.app, typed, request.query.get("prefix", ""), _limit(request))
+        return json_response(
+            self,
+            {
+                "worker": scan.url,
+                "items": scan.items,
+                "truncated": scan.truncated,
+                "partitions": scan.partitions,
+            },
+        )
+
+
+@app.page("/api/v1/admin/tables/{table}/scan")
+class TableScan(ApiView):
+    """The matching keys of every worker, merged."""
+
+    async def get(self, request: Request, table: str) -> Response:
+        typed = _typed(table)
+        prefix, limit = request.query.get("prefix", ""), _limit(request)
+        workers = sorted(self.app.router.table_metadata(typed.name))
+        if not workers:
+            raise Problem(503, "no worker holds this table right now (the group is rebalancing)")
+        scans = await asyncio.gather(*(self._scan(url, typed, prefix, limit) for url in workers))
+        merged = merge(scans, limit, int(typed.table.partitions))
+        return json_response(self, {"table": typed.name, "prefix": prefix, **merged})
+
+    async def _scan(self, url: str, typed: TypedTable[Any], prefix: str, limit: int) -> WorkerScan:
+        if _same_worker(url, self.app.conf.canonical_url):
+            return local_scan(self.app, typed, prefix, limit)
+        target = URL(url).with_path(f"/api/v1/admin/tables/{typed.name}/local-scan")
+        target = target.with_query(prefix=prefix, limit=limit)
+        try:
+            async with self.app.http_client.get(
+                target, headers={"Accept": "application/json"}, timeout=SCAN_TIMEOUT
+            ) as answer:
+                body = await answer.read()
+                status = answer.status
+        except TimeoutError:
+            return WorkerScan(url, error=f"no answer within {SCAN_TIMEOUT.total:g} s")
+        except aiohttp.ClientError as error:
+            return WorkerScan(url, error=f"{type(error).__name__}: {error}")
+        return _worker_scan(url, status, body)
+
+
+def local_scan(app: Any, typed: TypedTable[Any], prefix: str, limit: int) -> WorkerScan:
+    """What this worker holds: ``table.items()`` iterates the active partitions' stores only."""
+    topic = typed.changelog_topic
+    partitions = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+    items, truncated = select(typed.table.items(), prefix, limit)
+    return WorkerScan(str(app.conf.canonical_url), items, truncated, partitions)
+
+
+def _worker_scan(url: str, status: int, body: bytes) -> WorkerScan:
+    """Another worker's local-scan answer, or the reason it is not one."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = None
+    if status != 200:
+        detail = document.get("detail") if isinstance(document, dict) else None
+        return WorkerScan(url, error=f"HTTP {status}" + (f": {detail}" if detail else ""))
+    try:
+        return WorkerScan(
+            url,
+            items=list(document["items"]),
+            truncated=bool(document["truncated"]),
+            partitions=[int(partition) for partition in document["partitions"]],
+        )
+    except (TypeError, KeyError, ValueError):
+        return WorkerScan(url, error="the answer is not a local-scan document")
+
+
+def _limit(request: Request) -> int:
+    return parse_limit(request.query.get("limit"))
