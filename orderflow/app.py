@@ -13,12 +13,13 @@ from typing import Any
 
 import faust
 
+from orderflow.db import Database
 from orderflow.settings import Settings
 from orderflow.views import health
 
 # Modules that declare the platform's agents, tables and views on ``app``; Faust imports them
 # when a worker starts.
-PLATFORM_MODULES: tuple[str, ...] = ("orderflow.agents", "orderflow.views")
+PLATFORM_MODULES: tuple[str, ...] = ("orderflow.agents", "orderflow.sinks", "orderflow.views")
 
 # Libraries that log per message at DEBUG: their level is pinned to the process's level so that
 # no library default makes the hot path build records that no handler prints.
@@ -31,6 +32,11 @@ class OrderflowApp(faust.App):
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(settings.app_id, **options)
         self.settings = settings
+        self.database = Database(settings)
+
+    async def on_stop(self) -> None:
+        await self.database.close()
+        await super().on_stop()
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import NoReturn
 import click
 
 from orderflow import platform
+from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.payments.cli import payment_sim
 from orderflow.schemas.cli import schemas_group
 from orderflow.settings import Settings, SettingsError
@@ -119,6 +121,12 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     settings = _settings()
     if not no_infra and run_infra("up") != 0:
         raise click.ClickException("the local infrastructure did not start (see above)")
+    try:
+        applied = asyncio.run(apply_migrations(settings))
+    except Exception as error:
+        raise click.ClickException(f"migrating {settings.database_url} failed: {error}") from None
+    if applied:
+        click.echo(f"database migrated: {', '.join(applied)}")
     var = var_dir.resolve()
     processes = [
         platform.payment_simulator_process(settings, var),
@@ -179,6 +187,8 @@ def worker(ctx: click.Context) -> NoReturn:
 main.add_command(payment_sim)
 main.add_command(tables)
 main.add_command(schemas_group)
+main.add_command(db)
+main.add_command(outbox)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

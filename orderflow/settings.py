@@ -106,6 +106,15 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
 def _store(raw: str) -> str:
     value = raw.strip()
     if value not in ("rocksdb://", "memory://"):
@@ -166,6 +175,16 @@ class Settings:
     # How long the group waits for a silent worker before moving its partitions elsewhere.
     session_timeout: float = 30.0
     database_url: str = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow"
+    database_pool_size: int = 10
+    # Seconds to wait for a connection or a query before answering 503.
+    database_timeout: float = 5.0
+    # Apply pending schema migrations when a worker starts (else: orderflow db migrate).
+    database_migrate: bool = False
+    # How long an Idempotency-Key is remembered.
+    idempotency_key_ttl: float = 24 * 3600.0
+    # How long published outbox rows are kept before they are pruned.
+    outbox_retention: float = 24 * 3600.0
+    outbox_batch_size: int = 500
     elasticsearch_url: str = "http://127.0.0.1:9200"
     mongodb_url: str = "mongodb://127.0.0.1:27017/orderflow"
     payment_gateway_url: str = "http://127.0.0.1:7070"
@@ -182,6 +201,11 @@ class Settings:
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
         return f"http://{host}:{self.web_port}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The brokers as Kafka clients want them: host:port,host:port."""
+        return ",".join(url.removeprefix("kafka://") for url in self.broker_url.split(";"))
 
     def topic(self, name: str) -> str:
         """The full name of one of orderflow's topics, with this deployment's prefix."""
@@ -236,6 +260,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     ),
     "session_timeout": _seconds(6, 300),
     "database_url": _url("postgresql", "postgres"),
+    "database_pool_size": _integer(1, 500),
+    "database_timeout": _seconds(0.1, 300),
+    "database_migrate": _boolean,
+    "idempotency_key_ttl": _seconds(60, 30 * 24 * 3600),
+    "outbox_retention": _seconds(60, 365 * 24 * 3600),
+    "outbox_batch_size": _integer(1, 10_000),
     "elasticsearch_url": _url("http", "https"),
     "mongodb_url": _url("mongodb", "mongodb+srv"),
     "payment_gateway_url": _url("http", "https"),

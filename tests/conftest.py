@@ -10,6 +10,7 @@ its topics, consumer groups, databases, indices and collections.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -17,7 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+
+from orderflow.db.migrate import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "deploy" / "local" / "infra.sh"
@@ -77,6 +81,36 @@ def kafka_bootstrap(kafka: str) -> str:
 @pytest.fixture(scope="session")
 def postgres(infra: Infra) -> str:
     return infra.require("postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: str, run_id: str) -> Iterator[str]:
+    """A database of this run's own, migrated to the current schema."""
+    name = f"orderflow_{run_id}"
+    url = postgres.rsplit("/", 1)[0] + f"/{name}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(postgres)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield url
+    asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

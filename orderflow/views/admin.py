@@ -17,6 +17,8 @@ from yarl import URL
 
 from orderflow import tables
 from orderflow.app import app
+from orderflow.db import DatabaseUnavailable
+from orderflow.sinks.outbox_relay import outbox_lag
 from orderflow.tables.typed import TypedTable
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
@@ -147,3 +149,15 @@ def _worker_scan(url: str, status: int, body: bytes) -> WorkerScan:
 
 def _limit(request: Request) -> int:
     return parse_limit(request.query.get("limit"))
+
+
+@app.page("/api/v1/admin/outbox")
+class Outbox(ApiView):
+    """The outbox relay's lag: rows not yet published and the age of the oldest."""
+
+    async def get(self, request: Request) -> Response:
+        try:
+            lag = await outbox_lag(app.database)
+        except DatabaseUnavailable as error:
+            raise Problem(503, str(error)) from None
+        return json_response(self, lag)

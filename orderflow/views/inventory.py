@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from faust.web import Request, Response
 
 from orderflow import schemas, tables, topics
 from orderflow.app import app
 from orderflow.views.base import ApiView
-from orderflow.views.orders import _send
 from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_DELTA = 1_000_000
+
+
+async def produce(topic: Any, key: str, record: schemas.Message) -> None:
+    """Produce and wait for the broker's acknowledgement before answering the client."""
+    try:
+        pending = await topic.send(key=key, value=record)
+        await asyncio.wait_for(asyncio.ensure_future(pending), timeout=10)
+    except Exception as error:
+        raise Problem(503, f"the command could not be written to Kafka: {error}") from None
 
 
 @app.page("/api/v1/inventory/{sku}")
@@ -54,7 +65,7 @@ class StockAdjustments(ApiView):
         assert isinstance(delta, int)
         assert isinstance(reason, str)
         adjust = schemas.AdjustStock(**schemas.envelope(sku), sku=sku, delta=delta, reason=reason)
-        await _send(topics.inventory_commands, sku, adjust)
+        await produce(topics.inventory_commands, sku, adjust)
         return json_response(
             self,
             {"sku": sku, "delta": delta, "status": "ACCEPTED"},

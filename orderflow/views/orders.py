@@ -1,4 +1,8 @@
-"""Orders: place, read (with long-poll), cancel; a customer's orders."""
+"""Orders: place, read (with long-poll), cancel; a customer's orders.
+
+Placing and cancelling go through the intake (orderflow.intake): the command is stored in
+PostgreSQL with its outbox row and its Idempotency-Key record before the client hears 202.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from faust.web import Request, Response
 
-from orderflow import schemas, tables, topics
+from orderflow import intake, schemas, tables, topics
 from orderflow.app import app
+from orderflow.db import DatabaseUnavailable
 from orderflow.domain.orders import InvalidOrder, parse_new_order
 from orderflow.views.base import ApiView
-from orderflow.views.problems import Problem, json_response, read_json
+from orderflow.views.problems import Problem, json_bytes_response, json_response, read_json
 
 MAX_WAIT_SECONDS = 30.0
 FINAL_STATUSES = frozenset({"REJECTED", "CANCELLED"})
@@ -32,6 +38,33 @@ def _wait_seconds(request: Request) -> float:
     return wait
 
 
+async def accepted_document(order_id: str) -> dict[str, Any]:
+    """An order accepted by the intake that the saga has not published yet: PENDING."""
+    try:
+        accepted = await intake.intake_of(
+            await app.database.pool(), order_id, app.settings.database_timeout
+        )
+    except DatabaseUnavailable:
+        accepted = None
+    if accepted is None:
+        raise Problem(404, f"no order {order_id}")
+    lines = accepted["lines"]
+    return {
+        "order_id": order_id,
+        "customer_id": accepted["customer_id"],
+        "status": "PENDING",
+        "lines": lines,
+        "total": sum(line["quantity"] * line["unit_price"] for line in lines),
+        "currency": accepted["currency"],
+        "reason": None,
+        "detail": None,
+        "payment_id": None,
+        "placed_at": accepted["received_at"],
+        "updated_at": accepted["received_at"],
+        "history": [{"status": "PENDING", "at": accepted["received_at"]}],
+    }
+
+
 def order_document(view: dict[str, Any]) -> dict[str, Any]:
     keep = (
         "order_id", "customer_id", "status", "lines", "total", "currency", "reason", "detail",
@@ -40,20 +73,59 @@ def order_document(view: dict[str, Any]) -> dict[str, Any]:
     return {field: view[field] for field in keep}
 
 
-async def _send(topic: Any, key: str, record: schemas.Message) -> None:
-    """Produce and wait for the broker's acknowledgement before answering the client."""
+async def accept_command(
+    view: ApiView,
+    request: Request,
+    *,
+    record: schemas.Message,
+    aggregate_id: str,
+    scope: str,
+    body: Any,
+    answer: intake.Answer,
+    row: intake.IntakeRow | None = None,
+) -> Response:
+    """Store ``record`` for the orders.commands topic durably, honouring Idempotency-Key."""
+    settings = app.settings
+    header = request.headers.get("Idempotency-Key")
     try:
-        pending = await topic.send(key=key, value=record)
-        await asyncio.wait_for(asyncio.ensure_future(pending), timeout=10)
-    except Exception as error:
-        raise Problem(503, f"the command could not be written to Kafka: {error}") from None
+        key = (
+            intake.IdempotencyKey.of(header, scope, request.method, request.url.path, body)
+            if header is not None
+            else None
+        )
+        stored = await intake.accept(
+            await app.database.pool(),
+            answer=answer,
+            messages=[
+                intake.OutboxMessage.of(
+                    record, settings.topic(topics.ORDERS_COMMANDS), aggregate_id, aggregate_id
+                )
+            ],
+            intake=row,
+            idempotency=key,
+            key_ttl=settings.idempotency_key_ttl,
+            acquire_timeout=settings.database_timeout,
+        )
+    except intake.KeyInFlight as error:
+        raise Problem(409, str(error)) from None
+    except intake.KeyReused as error:
+        raise Problem(422, str(error)) from None
+    except intake.IdempotencyError as error:
+        raise Problem(400, str(error)) from None
+    except DatabaseUnavailable as error:
+        raise Problem(503, f"the command was not accepted: {error}; retry later") from None
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_bytes_response(view, stored.body, stored.status, headers)
 
 
 @app.page("/api/v1/orders")
 class Orders(ApiView):
     async def post(self, request: Request) -> Response:
+        body = await read_json(self, request)
         try:
-            order = parse_new_order(await read_json(self, request))
+            order = parse_new_order(body)
         except InvalidOrder as invalid:
             errors = [{"field": e.field, "message": e.message} for e in invalid.errors]
             raise Problem(422, f"the order is invalid: {invalid}", errors=errors) from None
@@ -69,10 +141,20 @@ class Orders(ApiView):
             ],
             payment_token=order.payment_token,
         )
-        await _send(topics.orders_commands, order_id, place)
         location = f"/api/v1/orders/{order_id}"
-        return json_response(
-            self, {"order_id": order_id, "status": "PENDING"}, status=202, Location=location
+        answer = intake.Answer(
+            202, orjson.dumps({"order_id": order_id, "status": "PENDING"}), {"Location": location}
+        )
+        row = intake.IntakeRow(order_id, order.customer_id, orjson.dumps(body))
+        return await accept_command(
+            self,
+            request,
+            record=place,
+            aggregate_id=order_id,
+            scope=order.customer_id,
+            body=body,
+            answer=answer,
+            row=row,
         )
 
 
@@ -90,7 +172,7 @@ class Order(ApiView):
                     return json_response(self, order_document(view))
                 if time.monotonic() >= deadline:
                     if view is None:
-                        raise Problem(404, f"no order {order_id}")
+                        return json_response(self, await accepted_document(order_id))
                     return json_response(self, order_document(view))
                 await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
                 delay = min(delay * 2, 0.2)
@@ -115,12 +197,18 @@ class CancelOrder(ApiView):
             command = schemas.CancelOrder(
                 **schemas.envelope(order_id), order_id=order_id, reason=reason
             )
-            await _send(topics.orders_commands, order_id, command)
-            return json_response(
+            document = {"order_id": order_id, "status": view["status"], "cancellation": "accepted"}
+            answer = intake.Answer(
+                202, orjson.dumps(document), {"Location": f"/api/v1/orders/{order_id}"}
+            )
+            return await accept_command(
                 self,
-                {"order_id": order_id, "status": view["status"], "cancellation": "accepted"},
-                status=202,
-                Location=f"/api/v1/orders/{order_id}",
+                request,
+                record=command,
+                aggregate_id=order_id,
+                scope=view["customer_id"],
+                body=body,
+                answer=answer,
             )
 
         return await self.routed(request, tables.orders_view, order_id, cancel)

@@ -59,6 +59,12 @@ async def read_json(view: View, request: Request, *, required: bool = True) -> A
         raise Problem(400, f"the body is not valid JSON: {error}") from None
 
 
+def json_bytes_response(
+    view: View, body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return view.bytes(body, content_type="application/json", status=status, headers=headers or None)
+
+
 def json_response(view: View, value: Any, status: int = 200, **headers: str) -> Response:
     return view.bytes(
         orjson.dumps(value), content_type="application/json", status=status, headers=headers or None

@@ -20,20 +20,26 @@ STEP_TIMEOUT = 2.0
 
 @pytest.fixture(scope="module")
 def api(
-    kafka_bootstrap: str, run_id: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str,
+    database_url: str,
+    run_id: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("http-api")
     with PaymentSimulator(tmp / "sim.log") as simulator:
-        yield from _worker(kafka_bootstrap, run_id, tmp, simulator.url)
+        yield from _worker(kafka_bootstrap, database_url, run_id, tmp, simulator.url)
 
 
-def _worker(kafka_bootstrap: str, run_id: str, tmp: Path, gateway: str) -> Iterator[str]:
+def _worker(
+    kafka_bootstrap: str, database_url: str, run_id: str, tmp: Path, gateway: str
+) -> Iterator[str]:
     worker = WorkerProcess(
         "orderflow.app",
         {
             "ORDERFLOW_APP_ID": f"{run_id}-http",
             "ORDERFLOW_TOPIC_PREFIX": f"{run_id}.http.",
             "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
+            "ORDERFLOW_DATABASE_URL": database_url,
             "ORDERFLOW_TOPIC_PARTITIONS": "2",
             "ORDERFLOW_WEB_PORT": str(free_port()),
             "ORDERFLOW_DATA_DIR": str(tmp / "data"),

@@ -81,12 +81,17 @@ def payment_simulator(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def workers(
-    kafka_bootstrap: str, run_id: str, tmp_path: Path, payment_simulator: str
+    kafka_bootstrap: str,
+    database_url: str,
+    run_id: str,
+    tmp_path: Path,
+    payment_simulator: str,
 ) -> Iterator[list[WorkerProcess]]:
     base = {
         "ORDERFLOW_APP_ID": f"{run_id}-saga",
         "ORDERFLOW_TOPIC_PREFIX": f"{run_id}.saga.",
         "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
+        "ORDERFLOW_DATABASE_URL": database_url,
         "ORDERFLOW_TOPIC_PARTITIONS": str(PARTITIONS),
         "ORDERFLOW_SESSION_TIMEOUT": "6",
         "ORDERFLOW_PAYMENT_GATEWAY_URL": payment_simulator,

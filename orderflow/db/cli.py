@@ -1,0 +1,76 @@
+"""``orderflow db migrate`` and ``orderflow outbox status``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import click
+import orjson
+
+from orderflow.db import CONNECTION_ERRORS, Database
+from orderflow.db.migrate import migrate
+from orderflow.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+async def apply_migrations(settings: Settings) -> list[str]:
+    """Apply the pending migrations to ORDERFLOW_DATABASE_URL; returns their names."""
+    connection = await asyncpg.connect(settings.database_url, timeout=settings.database_timeout)
+    try:
+        return [f"{m.version:04d}_{m.name}" for m in await migrate(connection)]
+    finally:
+        await connection.close()
+
+
+@click.group()
+def db() -> None:
+    """The PostgreSQL schema of the intake and the outbox."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the pending schema migrations (safe to run from several processes at once)."""
+    settings = _settings()
+    try:
+        applied = asyncio.run(apply_migrations(settings))
+    except CONNECTION_ERRORS as error:
+        raise click.ClickException(f"cannot reach {settings.database_url}: {error}") from None
+    click.echo("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+
+
+@click.group()
+def outbox() -> None:
+    """The transactional outbox between the HTTP intake and Kafka."""
+
+
+@outbox.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def outbox_status(as_json: bool) -> None:
+    """Rows waiting to be published and the age of the oldest (the relay's lag)."""
+    from orderflow.sinks.outbox_relay import outbox_lag
+
+    settings = _settings()
+
+    async def read() -> dict[str, float]:
+        database = Database(settings)
+        try:
+            return await outbox_lag(database)
+        finally:
+            await database.close()
+
+    try:
+        lag = asyncio.run(read())
+    except CONNECTION_ERRORS as error:
+        raise click.ClickException(f"cannot reach {settings.database_url}: {error}") from None
+    if as_json:
+        click.echo(orjson.dumps(lag).decode())
+    else:
+        click.echo(f"pending rows: {lag['pending']:.0f}")
+        click.echo(f"oldest pending: {lag['oldest_pending_seconds']:.1f}s")

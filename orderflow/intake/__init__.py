@@ -1,0 +1,194 @@
+"""Reliable intake: a command accepted over HTTP is written to PostgreSQL, in one transaction
+with its outbox rows and its Idempotency-Key record, before the client hears 2xx. Nothing is
+produced to Kafka inside the request; the outbox relay publishes the rows afterwards.
+
+Idempotency-Key (IETF draft "The Idempotency-Key HTTP Header Field"): the first answer to a
+(client, key) pair is stored with a hash of the request. A retry with the same request gets
+that answer again; with a different request, 422; while the first request is still being
+processed (a transaction-level advisory lock on the pair is held), 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from orderflow.db import CONNECTION_ERRORS, DatabaseUnavailable
+from orderflow.errors import OrderflowError
+from orderflow.schemas import Message
+
+NOTIFY_CHANNEL = "orderflow_outbox"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyError(OrderflowError):
+    """The Idempotency-Key cannot be honoured for this request."""
+
+
+class KeyInFlight(IdempotencyError):
+    """A request with this key is being processed right now (409)."""
+
+
+class KeyReused(IdempotencyError):
+    """This key was used for a different request (422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    scope: str  # the client the key belongs to
+    key: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, header: str, scope: str, method: str, path: str, body: Any) -> IdempotencyKey:
+        """Parse the header (an RFC 8941 string, quotes optional) and fingerprint the request."""
+        key = header.strip()
+        if len(key) >= 2 and key[0] == key[-1] == '"':
+            key = key[1:-1]
+        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            raise IdempotencyError(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+            )
+        canonical = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
+        return cls(scope, key, hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    aggregate_id: str
+    event_id: str
+    topic: str
+    key: str
+    payload: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: Message, topic: str, key: str, aggregate_id: str) -> OutboxMessage:
+        return cls(aggregate_id, record.event_id, topic, key, record.dumps())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer as stored for replays."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRow:
+    order_id: str
+    customer_id: str
+    command: bytes  # the accepted request as JSON
+
+
+async def accept(
+    pool: asyncpg.Pool,
+    *,
+    answer: Answer,
+    messages: Sequence[OutboxMessage],
+    intake: IntakeRow | None = None,
+    idempotency: IdempotencyKey | None = None,
+    key_ttl: float,
+    acquire_timeout: float,
+) -> Answer:
+    """Store the command durably and return what to answer (the first answer, for a retry)."""
+    try:
+        async with pool.acquire(timeout=acquire_timeout) as connection, connection.transaction():
+            if idempotency is not None:
+                stored = await _claim_key(connection, idempotency)
+                if stored is not None:
+                    return stored
+            if intake is not None:
+                await connection.execute(
+                    "INSERT INTO order_intake (order_id, customer_id, command) VALUES ($1, $2, $3)",
+                    intake.order_id,
+                    intake.customer_id,
+                    intake.command.decode(),
+                )
+            await connection.executemany(
+                """INSERT INTO outbox (aggregate_id, event_id, topic, key, payload, headers)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
+                [
+                    (m.aggregate_id, m.event_id, m.topic, m.key, m.payload, _json(m.headers))
+                    for m in messages
+                ],
+            )
+            if idempotency is not None:
+                await connection.execute(
+                    """INSERT INTO idempotency_keys (scope, key, request_hash, response_status,
+                           response_body, response_headers, expires_at)
+                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + make_interval(secs => $7))""",
+                    idempotency.scope,
+                    idempotency.key,
+                    idempotency.request_hash,
+                    answer.status,
+                    answer.body,
+                    _json(answer.headers),
+                    key_ttl,
+                )
+            # Delivered at commit: wakes the relays at once instead of at their next poll.
+            await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"PostgreSQL is unavailable: {error}") from error
+    return answer
+
+
+async def _claim_key(connection: asyncpg.Connection, key: IdempotencyKey) -> Answer | None:
+    """Lock the (scope, key) pair for this transaction; return the stored answer if any."""
+    locked = await connection.fetchval(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+        f"{key.scope}\x1f{key.key}",
+    )
+    if not locked:
+        raise KeyInFlight("a request with this Idempotency-Key is still being processed")
+    row = await connection.fetchrow(
+        """SELECT request_hash, response_status, response_body, response_headers,
+                  expires_at > now() AS live
+           FROM idempotency_keys WHERE scope = $1 AND key = $2""",
+        key.scope,
+        key.key,
+    )
+    if row is None:
+        return None
+    if not row["live"]:
+        await connection.execute(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", key.scope, key.key
+        )
+        return None
+    if row["request_hash"] != key.request_hash:
+        raise KeyReused("this Idempotency-Key was used with a different request")
+    return Answer(
+        row["response_status"],
+        bytes(row["response_body"]),
+        orjson.loads(row["response_headers"]),
+        replayed=True,
+    )
+
+
+async def intake_of(
+    pool: asyncpg.Pool, order_id: str, acquire_timeout: float
+) -> dict[str, Any] | None:
+    """The accepted request of an order, or None if no such order was accepted."""
+    try:
+        async with pool.acquire(timeout=acquire_timeout) as connection:
+            row = await connection.fetchrow(
+                "SELECT customer_id, command, received_at FROM order_intake WHERE order_id = $1",
+                order_id,
+            )
+    except CONNECTION_ERRORS as error:
+        raise DatabaseUnavailable(f"PostgreSQL is unavailable: {error}") from error
+    if row is None:
+        return None
+    return {**orjson.loads(row["command"]), "received_at": row["received_at"].isoformat()}
+
+
+def _json(value: Mapping[str, str]) -> str:
+    return orjson.dumps(dict(value)).decode()

@@ -1,0 +1,1 @@
+"""Sinks: what moves data between Kafka and the stores around it. Imported by the worker."""
