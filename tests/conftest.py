@@ -11,6 +11,7 @@ its topics, consumer groups, databases, indices and collections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -83,10 +84,9 @@ def postgres(infra: Infra) -> str:
     return infra.require("postgres")
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres: str, run_id: str) -> Iterator[str]:
-    """A database of this run's own, migrated to the current schema."""
-    name = f"orderflow_{run_id}"
+@contextlib.contextmanager
+def fresh_database(postgres: str, name: str) -> Iterator[str]:
+    """A new database migrated to the current schema, dropped afterwards; yields its URL."""
     url = postgres.rsplit("/", 1)[0] + f"/{name}"
 
     async def create() -> None:
@@ -109,8 +109,17 @@ def database_url(postgres: str, run_id: str) -> Iterator[str]:
             await admin.close()
 
     asyncio.run(create())
-    yield url
-    asyncio.run(drop())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: str, run_id: str) -> Iterator[str]:
+    """A database of this run's own, migrated to the current schema."""
+    with fresh_database(postgres, f"orderflow_{run_id}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
