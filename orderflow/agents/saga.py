@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, cast
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from orderflow import schemas, tables, topics
 from orderflow.app import app
@@ -108,8 +109,8 @@ async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Messag
     await topics.orders_events.send(key=order_id, value=record)
 
 
-async def apply(message: schemas.Message) -> None:
-    """Process one message of orders.commands or saga.replies."""
+async def apply(message: schemas.Message, position: saga.Position | None = None) -> None:
+    """Process one message of orders.commands or saga.replies, read at ``position``."""
     step = to_input(message)
     if step is None:
         log.warning("saga: ignoring %s, not a saga message", type(message).__name__)
@@ -117,7 +118,7 @@ async def apply(message: schemas.Message) -> None:
     order_id: str = message.order_id
     state = tables.sagas.get(order_id)
     decision = saga.handle(
-        state, message.event_id, step, time.time(), app.settings.saga_step_timeout
+        state, message.event_id, step, time.time(), app.settings.saga_step_timeout, position
     )
     new_state = decision.state
     if new_state is None:
@@ -142,9 +143,12 @@ def _index_deadline(order_id: str, deadline: float | None) -> None:
 
 @app.agent(topics.saga_inbox)
 async def order_saga(stream: StreamT[schemas.Message]) -> None:
-    async for message in stream:
+    event: EventT[Any]
+    async for event in stream.events():
+        message = cast(schemas.Message, event.value)
+        position = saga.Position(event.message.topic, event.message.offset)
         try:
-            await apply(message)
+            await apply(message, position)
         except Exception:
             log.exception("saga: failed on %s %s", type(message).__name__, message.event_id)
 

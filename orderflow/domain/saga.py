@@ -6,14 +6,17 @@ every line is released (releases are idempotent, so lines never reserved are rel
 and a payment that may exist is voided.
 
 The state of one order is one value (one changelog record), and it remembers the ids of the
-messages it applied. A message seen again (a redelivery after a crash) changes nothing and
-re-issues what the current state still needs, because the crash may have lost what the first
-delivery sent; everything downstream is idempotent.
+messages it applied and the offset of the last one per source topic. A message seen again
+changes nothing. If it comes at an offset the state has already passed, it is a redelivery
+after a crash, which may have lost what the first delivery sent: it re-issues what the current
+state still needs (everything downstream is idempotent). If it comes at a newer offset, it was
+published twice (the outbox relay is at least once) and the first copy's sends went out before
+its offset was committed: nothing is sent again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -156,6 +159,7 @@ class SagaState:
     reason: str | None = None
     detail: str | None = None
     outcome_version: int | None = None  # the version of the Confirmed/Rejected/Cancelled event
+    positions: Mapping[str, int] = field(default_factory=dict)  # source -> last offset applied
 
     @property
     def lines(self) -> tuple[Line, ...]:
@@ -168,17 +172,36 @@ class Decision:
     outputs: Sequence[Output] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message was read: its topic (or any source name) and offset."""
+
+    source: str
+    offset: int
+
+
 def handle(
-    state: SagaState | None, message_id: str, message: Input, now: float, step_timeout: float
+    state: SagaState | None,
+    message_id: str,
+    message: Input,
+    now: float,
+    step_timeout: float,
+    position: Position | None = None,
 ) -> Decision:
-    """Apply one message at most once; a repeated message re-issues what the state needs."""
+    """Apply one message at most once (see the module's docstring for repeats)."""
     if state is not None and message_id in state.seen:
+        if position is not None and position.offset > state.positions.get(position.source, -1):
+            return Decision(state)  # a second copy of a message already handled
         return Decision(state, pending_outputs(state))
     decision = decide(state, message, now, step_timeout)
     if decision.state is None or decision.state is state:
         return decision  # nothing changed: not worth remembering the id
+    changed = decision.state
+    positions = changed.positions
+    if position is not None:
+        positions = {**positions, position.source: position.offset}
     return Decision(
-        replace(decision.state, seen=decision.state.seen | {message_id}), decision.outputs
+        replace(changed, seen=changed.seen | {message_id}, positions=positions), decision.outputs
     )
 
 

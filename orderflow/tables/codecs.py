@@ -49,6 +49,7 @@ def decode_saga(raw: bytes) -> SagaState:
         reason=data["reason"],
         detail=data["detail"],
         outcome_version=data["outcome_version"],
+        positions=data.get("positions", {}),
     )
 
 

@@ -131,11 +131,28 @@ async def test_a_redelivered_command_resends_what_the_state_needs_without_changi
     before = tables.sagas.get("o-3")
     await outbox.drain("inventory_commands")
 
-    await saga.put(place, key="o-3")  # the same event id: a redelivery after a crash
+    saga.sent_offset -= 1  # Kafka hands the same offset out again after a crash
+    await saga.put(place, key="o-3")
 
     assert tables.sagas.get("o-3") == before
     again = await outbox.drain("inventory_commands")
     assert [type(v).__name__ for _, v in again] == ["ReserveStock"]
+
+
+async def test_a_command_published_twice_changes_nothing_and_sends_nothing(
+    saga: Any, outbox: Outbox
+) -> None:
+    place = place_order("o-7", ("SKU-1", 1))
+    await saga.put(place, key="o-7")
+    before = tables.sagas.get("o-7")
+    await outbox.drain("inventory_commands")
+    await outbox.drain("orders_events")
+
+    await saga.put(place, key="o-7")  # the same event id at a newer offset: a second copy
+
+    assert tables.sagas.get("o-7") == before
+    assert await outbox.drain("inventory_commands") == []
+    assert await outbox.drain("orders_events") == []
 
 
 async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox: Outbox) -> None:
