@@ -74,3 +74,25 @@ def outbox_status(as_json: bool) -> None:
     else:
         click.echo(f"pending rows: {lag['pending']:.0f}")
         click.echo(f"oldest pending: {lag['oldest_pending_seconds']:.1f}s")
+        click.echo(f"set aside (topic missing): {lag['failed']:.0f}")
+
+
+@outbox.command("retry-failed")
+def outbox_retry_failed() -> None:
+    """Put the rows set aside (their topic did not exist) back in line for the relays."""
+    from orderflow.sinks.outbox_relay import retry_failed
+
+    settings = _settings()
+
+    async def retry() -> int:
+        database = Database(settings)
+        try:
+            return await retry_failed(database)
+        finally:
+            await database.close()
+
+    try:
+        count = asyncio.run(retry())
+    except CONNECTION_ERRORS as error:
+        raise click.ClickException(f"cannot reach {settings.database_url}: {error}") from None
+    click.echo(f"{count} row(s) back in line")

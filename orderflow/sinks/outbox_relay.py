@@ -12,6 +12,11 @@ unpublished, so two relays can never publish an order's commands out of order.
 It wakes on ``NOTIFY orderflow_outbox`` (sent by the intake's transaction at commit), polls
 every second in case a notification was missed, backs off while Kafka or PostgreSQL is down,
 and prunes rows published longer ago than the retention.
+
+A row whose topic is missing from a reachable cluster waits (a topic may still be being
+created); one whose topic stays missing for TOPIC_GRACE seconds can never be published and is
+set aside (``failed_at``, ``last_error``) instead of failing every batch it is in, so one bad
+row never stops the others. It still holds back the later rows of its own aggregate.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from orderflow.app import app
 from orderflow.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
@@ -35,6 +40,7 @@ from orderflow.settings import Settings
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0
+TOPIC_GRACE = 30.0
 PRUNE_INTERVAL = 60.0
 MAX_BACKOFF = 5.0
 
@@ -42,6 +48,7 @@ CLAIM = """
 SELECT id, topic, key, payload, headers
 FROM outbox o
 WHERE published_at IS NULL
+  AND failed_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM outbox earlier
       WHERE earlier.aggregate_id = o.aggregate_id
@@ -54,6 +61,10 @@ FOR UPDATE SKIP LOCKED
 
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
 
+SET_ASIDE = "UPDATE outbox SET failed_at = now(), last_error = $2 WHERE id = $1"
+
+RETRY_FAILED = "UPDATE outbox SET failed_at = NULL, last_error = NULL WHERE failed_at IS NOT NULL"
+
 PRUNE = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox
@@ -64,20 +75,27 @@ DELETE FROM outbox WHERE id IN (
 PRUNE_KEYS = "DELETE FROM idempotency_keys WHERE expires_at < now()"
 
 LAG = """
-SELECT count(*) AS pending,
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float AS oldest_seconds
+SELECT count(*) FILTER (WHERE failed_at IS NULL) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE failed_at IS NULL)),
+                0)::float AS oldest_seconds,
+       count(*) FILTER (WHERE failed_at IS NOT NULL) AS failed
 FROM outbox WHERE published_at IS NULL
 """
 
 
 class OutboxRelay:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, *, topic_grace: float = TOPIC_GRACE
+    ) -> None:
         self.settings = settings
         self.database = database
+        self.topic_grace = topic_grace
         self.wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
+        self._topics: set[str] = set()
+        self._missing_since: dict[str, float] = {}
 
     async def run(self) -> None:
         backoff = 0.1
@@ -108,6 +126,14 @@ class OutboxRelay:
             rows = await connection.fetch(CLAIM, self.settings.outbox_batch_size)
             if not rows:
                 return 0
+            known = await self._existing_topics({row["topic"] for row in rows})
+            publishable = [row for row in rows if row["topic"] in known]
+            for row in rows:
+                missing_for = self._missing_for(row["topic"], known)
+                if missing_for >= self.topic_grace:
+                    error = f"topic {row['topic']} does not exist"
+                    log.error("outbox relay: row %d set aside: %s", row["id"], error)
+                    await connection.execute(SET_ASIDE, row["id"], error)
             sent = [
                 await producer.send(
                     row["topic"],
@@ -115,11 +141,28 @@ class OutboxRelay:
                     key=row["key"].encode(),
                     headers=[(k, v.encode()) for k, v in orjson.loads(row["headers"]).items()],
                 )
-                for row in rows
+                for row in publishable
             ]
             await asyncio.gather(*sent)  # every record acknowledged by the broker
-            await connection.execute(MARK_PUBLISHED, [row["id"] for row in rows])
+            await connection.execute(MARK_PUBLISHED, [row["id"] for row in publishable])
         return len(rows)
+
+    async def _existing_topics(self, wanted: set[str]) -> set[str]:
+        """Which of ``wanted`` exist; asks the cluster only about names not seen before."""
+        if not wanted <= self._topics:
+            producer = await self._ensure_producer()
+            cluster = await producer.client.fetch_all_metadata()
+            if not cluster.brokers():
+                raise KafkaConnectionError("no broker answered the metadata request")
+            self._topics = set(cluster.topics())
+        return wanted & self._topics
+
+    def _missing_for(self, topic: str, known: set[str]) -> float:
+        """Seconds ``topic`` has been missing from the cluster (0 if it exists)."""
+        if topic in known:
+            self._missing_since.pop(topic, None)
+            return 0.0
+        return time.monotonic() - self._missing_since.setdefault(topic, time.monotonic())
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -181,7 +224,19 @@ async def outbox_lag(database: Database) -> dict[str, float]:
             row = await connection.fetchrow(LAG)
     except CONNECTION_ERRORS as error:
         raise DatabaseUnavailable(f"PostgreSQL is unavailable: {error}") from error
-    return {"pending": row["pending"], "oldest_pending_seconds": row["oldest_seconds"]}
+    return {
+        "pending": row["pending"],
+        "oldest_pending_seconds": row["oldest_seconds"],
+        "failed": row["failed"],
+    }
+
+
+async def retry_failed(database: Database) -> int:
+    """Put the rows set aside back in line (after their topic was created); returns how many."""
+    pool = await database.pool()
+    async with pool.acquire(timeout=database.settings.database_timeout) as connection:
+        status: str = await connection.execute(RETRY_FAILED)
+    return int(status.split()[-1])
 
 
 @app.task  # type: ignore[untyped-decorator]

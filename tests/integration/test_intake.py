@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -15,13 +15,21 @@ from orderflow import intake
 from orderflow.db import Database, DatabaseUnavailable
 from orderflow.db.migrate import available, migrate
 from orderflow.settings import Settings
+from tests.conftest import fresh_database
 
 BODY = {"customer_id": "c-1", "currency": "USD", "lines": [{"sku": "A", "quantity": 1}]}
 
 
+@pytest.fixture(scope="module")
+def intake_database(postgres: str, run_id: str) -> Iterator[str]:
+    """A database of these tests' own: their outbox rows name topics no relay may publish."""
+    with fresh_database(postgres, f"orderflow_{run_id}_intake_rules") as url:
+        yield url
+
+
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=60)
+async def pool(intake_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(intake_database, min_size=1, max_size=60)
     yield pool
     await pool.close()
 

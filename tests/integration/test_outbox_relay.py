@@ -64,15 +64,20 @@ async def fill(database_url: str, topic: str) -> None:
         await connection.close()
 
 
-async def run_relays(settings: Settings, count: int) -> None:
-    """Run ``count`` relays side by side until the outbox is empty."""
+async def run_relays(
+    settings: Settings, count: int, leave: int = 0, topic_grace: float = 30.0
+) -> None:
+    """Run ``count`` relays side by side until only ``leave`` rows are pending."""
     databases = [Database(settings) for _ in range(count)]
-    tasks = [asyncio.create_task(OutboxRelay(settings, db).run()) for db in databases]
+    tasks = [
+        asyncio.create_task(OutboxRelay(settings, db, topic_grace=topic_grace).run())
+        for db in databases
+    ]
     try:
         async with asyncio.timeout(60):
             while True:
                 lag = await outbox_lag(databases[0])
-                if not lag["pending"]:
+                if lag["pending"] <= leave:
                     break
                 await asyncio.sleep(0.1)
     finally:
@@ -134,3 +139,38 @@ async def test_rows_a_crash_left_unmarked_are_published_again(
     seen = await published(kafka_bootstrap, topic, AGGREGATES * PER_AGGREGATE + PER_AGGREGATE)
     assert seen[3] == list(range(PER_AGGREGATE)) * 2  # at least once, still in order
     assert all(seen[a] == list(range(PER_AGGREGATE)) for a in range(AGGREGATES) if a != 3)
+
+
+async def test_a_row_for_a_missing_topic_is_set_aside_and_blocks_only_its_order(
+    settings: Settings, kafka_bootstrap: str, topic: str
+) -> None:
+    await fill(settings.database_url, topic)
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        # agg-5's first message names a topic that does not exist.
+        await connection.execute(
+            """UPDATE outbox SET topic = $1 WHERE id = (
+                   SELECT min(id) FROM outbox WHERE aggregate_id = 'agg-5')""",
+            topic + ".missing",
+        )
+        await run_relays(settings, count=1, leave=PER_AGGREGATE - 1, topic_grace=1.0)
+        failed = await connection.fetch(
+            "SELECT aggregate_id, last_error FROM outbox WHERE failed_at IS NOT NULL"
+        )
+        held_back = await connection.fetchval(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = 'agg-5' AND published_at IS NULL"
+        )
+    finally:
+        await connection.close()
+    assert [(r["aggregate_id"], r["last_error"]) for r in failed] == [
+        ("agg-5", f"topic {topic}.missing does not exist")
+    ]
+    assert held_back == PER_AGGREGATE  # its later rows wait: the order's sequence is kept
+    seen = await published(kafka_bootstrap, topic, (AGGREGATES - 1) * PER_AGGREGATE)
+    assert 5 not in seen
+    assert all(seen[a] == list(range(PER_AGGREGATE)) for a in range(AGGREGATES) if a != 5)
+    database = Database(settings)
+    try:
+        assert (await outbox_lag(database))["failed"] == 1
+    finally:
+        await database.close()

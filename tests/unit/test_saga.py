@@ -21,6 +21,7 @@ from orderflow.domain.saga import (
     OutOfStock,
     Output,
     Placed,
+    Position,
     Rejected,
     Release,
     Reserve,
@@ -569,6 +570,66 @@ def test_an_input_that_changed_nothing_is_not_remembered() -> None:
     assert applied.state is not None
     assert applied.state.status is Status.CANCELLED
     assert "m-x" in applied.state.seen
+
+
+# --- where a message was read: redelivery versus a second copy -----------------------------
+
+CMDS = "orders.commands"
+REPLIES = "saga.replies"
+
+
+def test_positions_are_remembered_per_source_for_applied_inputs_only() -> None:
+    state = handle(None, "m-start", Start(ORDER_ID, ORDER), T0, TIMEOUT, Position(CMDS, 41)).state
+    assert state is not None
+    assert state.positions == {CMDS: 41}
+    ignored = handle(state, "m-x", Authorized("pay-1"), NOW, TIMEOUT, Position(REPLIES, 3))
+    assert ignored.state is state
+    assert state.positions == {CMDS: 41}
+    reserved = handle(state, "m-r1", Reserved("SKU-1"), NOW, TIMEOUT, Position(REPLIES, 7)).state
+    assert reserved is not None
+    assert reserved.positions == {CMDS: 41, REPLIES: 7}
+    cancelled = handle(reserved, "m-c", Cancel("customer"), NOW, TIMEOUT, Position(CMDS, 50))
+    assert cancelled.state is not None
+    assert cancelled.state.positions == {CMDS: 50, REPLIES: 7}
+    # Without a position (the default) the positions are kept as they are.
+    assert _apply(reserved, "m-r2", Reserved("SKU-2"), NOW).positions == {CMDS: 41, REPLIES: 7}
+
+
+@pytest.mark.parametrize("offset", [41, 30, 0])
+def test_a_redelivery_at_an_offset_already_applied_re_issues_pending_outputs(offset: int) -> None:
+    state = handle(None, "m-start", Start(ORDER_ID, ORDER), T0, TIMEOUT, Position(CMDS, 41)).state
+    assert state is not None
+    again = handle(state, "m-start", Start(ORDER_ID, ORDER), NOW, TIMEOUT, Position(CMDS, offset))
+    assert again.state is state
+    assert tuple(again.outputs) == pending_outputs(state) == PENDING[Status.RESERVING]
+
+
+@pytest.mark.parametrize("position", [Position(CMDS, 42), Position(REPLIES, 0)])
+def test_a_second_copy_at_a_newer_offset_sends_nothing(position: Position) -> None:
+    state = handle(None, "m-start", Start(ORDER_ID, ORDER), T0, TIMEOUT, Position(CMDS, 41)).state
+    assert state is not None
+    copy = handle(state, "m-start", Start(ORDER_ID, ORDER), NOW, TIMEOUT, position)
+    assert copy.state is state
+    assert tuple(copy.outputs) == ()
+
+
+def test_a_second_copy_of_a_cancel_after_confirmation_sends_nothing() -> None:
+    state = _apply(confirmed(), "m-cancel", Cancel("customer"), T0 + 5)
+    applied = handle(
+        confirmed(), "m-cancel", Cancel("customer"), T0 + 5, TIMEOUT, Position(CMDS, 9)
+    )
+    assert applied.state is not None
+    assert applied.state.status is state.status is Status.CANCELLED
+    later = handle(
+        applied.state, "m-cancel", Cancel("customer"), T0 + 6, TIMEOUT, Position(CMDS, 12)
+    )
+    assert later.state is applied.state
+    assert tuple(later.outputs) == ()
+    redelivered = handle(
+        applied.state, "m-cancel", Cancel("customer"), T0 + 6, TIMEOUT, Position(CMDS, 9)
+    )
+    assert tuple(redelivered.outputs) == pending_outputs(applied.state)
+    assert Void("order closed") in redelivered.outputs
 
 
 # --- versions and history --------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 The model keeps what the real agents keep: per sku a stock level and the reservations (written
 with orderflow.domain.inventory, reservation first, level second), per order the saga state and
-the payments table, and the read model built from orders.events. Commands to the inventory are
-a log per sku and to payments a log per order, consumed in order (Kafka keeps a partition's
-order); the saga's inbox is a bag, since its messages come from many producers. Rules deliver,
-redeliver, crash between writes, restart consumers from older offsets, let time pass, fire
-deadlines, cancel and adjust stock, in any order.
+the payments table, and the read model built from orders.events. Every topic is a log per key
+(a sku or an order), consumed in offset order as Kafka keeps a partition's order; the saga reads
+two of them (orders.commands and saga.replies) in any interleaving. Rules deliver, crash after a
+state write (losing some sends), restart consumers from older offsets (redeliveries at the same
+offsets), publish a command twice (the outbox relay is at least once: same id, newer offset),
+let time pass, fire deadlines, cancel, adjust stock and answer payments, in any order.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from orderflow.domain.saga import (
     OutOfStock,
     Output,
     Placed,
+    Position,
     Rejected,
     Release,
     Reserve,
@@ -60,6 +62,9 @@ from orderflow.domain.saga import (
 
 SKUS = ("A", "B", "C")
 ORDER_IDS = ("o1", "o2", "o3")
+COMMANDS = "orders.commands"
+REPLIES = "saga.replies"
+PARTITIONS = tuple((order_id, source) for order_id in ORDER_IDS for source in (COMMANDS, REPLIES))
 STEP_TIMEOUT = 10.0
 OPEN = (Status.RESERVING, Status.AUTHORIZING)
 ENDED = (Status.CONFIRMED, Status.REJECTED, Status.CANCELLED)
@@ -111,8 +116,8 @@ class OrderSystem(RuleBasedStateMachine):
         # the saga and its read model
         self.orders: dict[str, NewOrder] = {}
         self.sagas: dict[str, SagaState] = {}
-        self.inbox: list[Message] = []
-        self.delivered: list[Message] = []
+        self.inbox: dict[tuple[str, str], list[Message]] = {p: [] for p in PARTITIONS}
+        self.inbox_pos: dict[tuple[str, str], int] = dict.fromkeys(PARTITIONS, 0)
         self.views: dict[str, dict[str, Any]] = {}
 
     # --- set-up ------------------------------------------------------------------------------
@@ -139,18 +144,29 @@ class OrderSystem(RuleBasedStateMachine):
         for order_id, order_lines in zip(ORDER_IDS, lines, strict=True):
             order = NewOrder(f"cust-{order_id}", "EUR", order_lines, f"tok-{order_id}")
             self.orders[order_id] = order
-            self._send(order_id, Start(order_id, order))
+            self._send(order_id, Start(order_id, order), COMMANDS)
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _send(self, order_id: str, message: Input) -> None:
+    def _send(self, order_id: str, message: Input, source: str = REPLIES) -> None:
         self.ids += 1
-        self.inbox.append(Message(f"m{self.ids}", order_id, message))
+        self.inbox[(order_id, source)].append(Message(f"m{self.ids}", order_id, message))
 
-    def _deliver(self, message: Message, *, sent: int | None = None) -> None:
-        """Apply one message; ``sent`` outputs only when the worker crashes after the write."""
+    def _deliver(self, partition: tuple[str, str], *, sent: int | None = None) -> None:
+        """The saga agent applies the partition's next message, as agents/saga does.
+
+        With ``sent``, the worker crashes after the state write: only the first ``sent`` outputs
+        go out and the offset is not committed, so the message is delivered again.
+        """
+        offset = self.inbox_pos[partition]
+        message = self.inbox[partition][offset]
         state = self.sagas.get(message.order_id)
-        decision = handle(state, message.message_id, message.input, self.now, STEP_TIMEOUT)
+        position = Position(partition[1], offset)
+        decision = handle(
+            state, message.message_id, message.input, self.now, STEP_TIMEOUT, position
+        )
+        if sent is None:
+            self.inbox_pos[partition] += 1
         new = decision.state
         if new is None:
             assert state is None
@@ -282,6 +298,9 @@ class OrderSystem(RuleBasedStateMachine):
         elif record["status"] == "authorized":
             self.payments[order_id] = {**record, "status": "voided"}
 
+    def _inbox_pending(self) -> list[tuple[str, str]]:
+        return [p for p in PARTITIONS if self.inbox_pos[p] < len(self.inbox[p])]
+
     def _stock_pending(self) -> list[str]:
         return [sku for sku in SKUS if self.stock_pos[sku] < len(self.stock_log[sku])]
 
@@ -293,23 +312,26 @@ class OrderSystem(RuleBasedStateMachine):
 
     # --- rules -------------------------------------------------------------------------------
 
-    @precondition(lambda self: self.inbox)
-    @rule(pick=st.integers(0, 50))
+    @precondition(lambda self: self._inbox_pending())
+    @rule(pick=st.integers(0, 10))
     def deliver(self, pick: int) -> None:
-        message = self.inbox.pop(pick % len(self.inbox))
-        self._deliver(message)
-        self.delivered.append(message)
+        pending = self._inbox_pending()
+        self._deliver(pending[pick % len(pending)])
 
-    @precondition(lambda self: self.inbox)
-    @rule(pick=st.integers(0, 50), sent=st.integers(0, 4))
+    @precondition(lambda self: self._inbox_pending())
+    @rule(pick=st.integers(0, 10), sent=st.integers(0, 4))
     def deliver_and_crash_after_the_state_write(self, pick: int, sent: int) -> None:
-        # The state is written, only the first ``sent`` outputs go out, the message stays.
-        self._deliver(self.inbox[pick % len(self.inbox)], sent=sent)
+        pending = self._inbox_pending()
+        self._deliver(pending[pick % len(pending)], sent=sent)
 
-    @precondition(lambda self: self.delivered)
-    @rule(pick=st.integers(0, 50))
-    def deliver_a_duplicate(self, pick: int) -> None:
-        self._deliver(self.delivered[pick % len(self.delivered)])
+    @rule(partition=st.sampled_from(PARTITIONS), back=st.integers(1, 4))
+    def saga_restarts_from_an_older_offset(self, partition: tuple[str, str], back: int) -> None:
+        self.inbox_pos[partition] = max(0, self.inbox_pos[partition] - back)
+
+    @rule(order_id=st.sampled_from(ORDER_IDS), pick=st.integers(0, 10))
+    def relay_publishes_a_command_twice(self, order_id: str, pick: int) -> None:
+        log = self.inbox[(order_id, COMMANDS)]
+        log.append(log[pick % len(log)])  # the same message (same id) at a newer offset
 
     @precondition(lambda self: self._stock_pending())
     @rule(pick=st.integers(0, 10), crash=st.booleans())
@@ -358,7 +380,7 @@ class OrderSystem(RuleBasedStateMachine):
 
     @rule(order_id=st.sampled_from(ORDER_IDS))
     def customer_cancels(self, order_id: str) -> None:
-        self._send(order_id, Cancel("customer"))
+        self._send(order_id, Cancel("customer"), COMMANDS)
 
     @rule()
     def settle(self) -> None:
@@ -374,8 +396,8 @@ class OrderSystem(RuleBasedStateMachine):
 
     def _drain(self) -> None:
         for _ in range(10_000):
-            if self.inbox:
-                self.deliver(0)
+            if inbox := self._inbox_pending():
+                self._deliver(inbox[0])
             elif stock := self._stock_pending():
                 self._process_stock(stock[0], crash=False)
             elif pay := self._pay_pending():
@@ -413,6 +435,10 @@ class OrderSystem(RuleBasedStateMachine):
     def sagas_are_consistent(self) -> None:
         for order_id, state in self.sagas.items():
             assert state.version == len(state.seen)
+            for source, offset in state.positions.items():
+                # the offset of the last message applied from each topic
+                applied = self.inbox[(order_id, source)][offset]
+                assert applied.message_id in state.seen
             assert state.history[-1].status is state.status
             assert [t.at for t in state.history] == sorted(t.at for t in state.history)
             assert (state.deadline is None) == (state.status not in OPEN)
@@ -425,7 +451,7 @@ class OrderSystem(RuleBasedStateMachine):
                     assert held.quantity == line.quantity
 
     def _check_settled(self) -> None:
-        assert not self.inbox
+        assert not self._inbox_pending()
         assert set(self.sagas) == set(ORDER_IDS)
         assert all(sku is None for sku in self.crashed_at.values())
         self.reserved_is_the_sum_of_the_held_reservations()
