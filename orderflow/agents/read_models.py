@@ -33,6 +33,7 @@ def project_order(view: dict[str, Any] | None, event: schemas.Message) -> dict[s
     at = event.occurred_at
     match event:
         case schemas.OrderPlaced():
+            at = event.placed_at or at  # the original time, also in a re-sent copy
             return {
                 "order_id": event.order_id,
                 "customer_id": event.customer_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from faust.types import EventT, StreamT
@@ -18,6 +19,10 @@ from orderflow.domain import saga
 from orderflow.domain.orders import Line, NewOrder
 
 log = logging.getLogger(__name__)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
 
 
 def to_input(message: schemas.Message) -> saga.Input | None:
@@ -80,6 +85,7 @@ async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Messag
                 ],
                 total=order.total,
                 version=version,
+                placed_at=_iso(state.history[0].at),
             )
         case saga.Confirmed(payment_id=payment_id, version=version):
             record = schemas.OrderConfirmed(

@@ -108,7 +108,7 @@ def parse_new_order(data: Any) -> NewOrder:
             line = _line(raw, f"lines[{index}]", errors)
             if line is None:
                 continue
-            if line.sku in seen:
+            if line.sku and line.sku in seen:  # an invalid sku is reported once, as invalid
                 errors.append(FieldError(f"lines[{index}].sku", "duplicate sku in this order"))
             seen.add(line.sku)
             lines.append(line)

@@ -33,6 +33,9 @@ class OrderPlaced(Message, namespace="orderflow.OrderPlaced"):
     lines: list[OrderLine]
     total: int
     version: int
+    # When the saga started (occurred_at is when this copy was sent: a re-sent OrderPlaced
+    # keeps the original placed_at). Added after v1: empty in older payloads.
+    placed_at: str = ""
 
 
 class OrderConfirmed(Message, namespace="orderflow.OrderConfirmed"):

@@ -257,3 +257,32 @@ def test_the_list_is_capped_and_keeps_the_newest() -> None:
     assert orders[0]["order_id"] == f"o-{count - 1}"
     assert orders[-1]["order_id"] == "o-5"
     assert {o["order_id"] for o in orders}.isdisjoint({f"o-{n}" for n in range(5)})
+
+
+def test_a_re_sent_order_placed_keeps_its_place_in_the_customers_history() -> None:
+    """A copy of OrderPlaced re-sent long after (a redelivery) carries the original time."""
+    from orderflow import schemas
+    from orderflow.agents.read_models import CUSTOMER_ORDERS_KEPT, project_customer
+
+    def placed(order_id: str, placed_at: str) -> schemas.OrderPlaced:
+        return schemas.OrderPlaced(
+            **schemas.envelope(order_id),
+            order_id=order_id,
+            customer_id="c-old",
+            currency="USD",
+            lines=[schemas.OrderLine(sku="A", quantity=1, unit_price=1)],
+            total=1,
+            version=1,
+            placed_at=placed_at,
+        )
+
+    orders: list = []
+    for n in range(CUSTOMER_ORDERS_KEPT + 1):
+        updated = project_customer(
+            orders, placed(f"o{n:03d}", f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}")
+        )
+        assert updated is not None
+        orders = updated
+    assert "o000" not in [o["order_id"] for o in orders]
+    again = project_customer(orders, placed("o000", "2026-01-01T00:00:00"))
+    assert again is None or [o["order_id"] for o in again] == [o["order_id"] for o in orders]

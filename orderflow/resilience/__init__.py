@@ -1,0 +1,1 @@
+"""Retries with backoff and jitter, circuit breakers, and dead-letter topics."""

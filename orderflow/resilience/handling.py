@@ -1,0 +1,61 @@
+"""How every agent processes a message: decode, handle, retry what is transient, dead-letter
+what cannot succeed, and always move on to the next message.
+
+A handler that raises never stops the agent and never loses the message: after the retries
+(transient errors, with backoff and jitter; the partition waits meanwhile, which is the
+back-pressure) or at once (permanent errors, including undecodable and schema-invalid
+messages), the message goes to its topic's DLQ twin with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from orderflow.resilience.dlq import Failure, dead_letter
+from orderflow.resilience.retry import RetryPolicy, is_transient
+from orderflow.schemas import Message
+from orderflow.schemas.codec import decode
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message, EventT[Any]], Awaitable[None]]
+
+
+async def handle_event(
+    app: Any, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
+) -> None:
+    first_failure: float | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            record = decode(event.value)
+            await handler(record, event)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            now = time.time()
+            first_failure = first_failure or now
+            message = event.message
+            where = f"{message.topic}[{message.partition}]@{message.offset}"
+            if is_transient(error) and attempt < policy.max_attempts:
+                log.warning("%s: attempt %d on %s failed: %r", name, attempt, where, error)
+                await policy.wait(attempt)
+                continue
+            log.error("%s: dead-lettering %s after %d attempt(s): %r", name, where, attempt, error)
+            await dead_letter(app, message, Failure(error, attempt, first_failure, now, name))
+            return
+
+
+async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -> None:
+    """Run ``handler`` on every message of ``stream``, one at a time, in order."""
+    policy = app.settings.retry_policy
+    async for event in stream.events():
+        await handle_event(app, event, handler, name, policy)
