@@ -14,6 +14,8 @@ from typing import Any
 import faust
 
 from orderflow.db import Database
+from orderflow.observability.metrics import observe_breaker
+from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.settings import Settings
 from orderflow.views import health
 
@@ -33,6 +35,19 @@ class OrderflowApp(faust.App):
         super().__init__(settings.app_id, **options)
         self.settings = settings
         self.database = Database(settings)
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        """The circuit breaker called ``name``, made on first use from the settings."""
+        if name not in self.breakers:
+            config = BreakerConfig(
+                self.settings.breaker_failure_threshold,
+                self.settings.breaker_open_seconds,
+                self.settings.breaker_half_open_trials,
+            )
+            self.breakers[name] = CircuitBreaker(name, config, on_change=observe_breaker)
+            observe_breaker(self.breakers[name])
+        return self.breakers[name]
 
     async def on_stop(self) -> None:
         await self.database.close()

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orderflow.errors import OrderflowError
+from orderflow.resilience.policy import RetryPolicy
 
 PREFIX = "ORDERFLOW_"
 
@@ -192,7 +193,22 @@ class Settings:
     payment_timeout: float = 2.0
     # How long a saga waits for the replies of one step before it compensates (reason timeout).
     saga_step_timeout: float = 15.0
+    # Retries of a message whose handling failed for a transient reason, before its DLQ.
+    retry_max_attempts: int = 5
+    retry_base_delay: float = 0.1
+    retry_max_delay: float = 5.0
+    # Circuit breakers (payment gateway): consecutive failures that open one, how long it
+    # stays open, and how many trial calls a half-open breaker lets through.
+    breaker_failure_threshold: int = 5
+    breaker_open_seconds: float = 10.0
+    breaker_half_open_trials: int = 1
+    # How many times a saga asks for a payment the gateway could not take, before rejecting.
+    payment_max_attempts: int = 30
     log_level: str = "INFO"
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retry_max_attempts, self.retry_base_delay, self.retry_max_delay)
 
     @property
     def canonical_url(self) -> str:
@@ -271,6 +287,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "payment_gateway_url": _url("http", "https"),
     "payment_timeout": _seconds(0.05, 60),
     "saga_step_timeout": _seconds(1, 3600),
+    "retry_max_attempts": _integer(1, 100),
+    "retry_base_delay": _seconds(0.001, 60),
+    "retry_max_delay": _seconds(0.01, 600),
+    "breaker_failure_threshold": _integer(1, 1000),
+    "breaker_open_seconds": _seconds(0.1, 3600),
+    "breaker_half_open_trials": _integer(1, 100),
+    "payment_max_attempts": _integer(1, 1000),
     "log_level": _log_level,
 }
 

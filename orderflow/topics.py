@@ -3,8 +3,10 @@
 All topics have ``settings.topic_partitions`` partitions, so that any two of them with the same
 key are co-partitioned: an order's commands, replies and events land on the same partition
 number, and so do a sku's inventory commands. Values are faust.Record types from
-orderflow.schemas, decoded by their ``__faust.ns`` (``value_type=None``), so one topic may
-carry several record types.
+orderflow.schemas, written as their JSON bytes and read as raw bytes: agents decode them
+(orderflow.schemas.codec) so that a message that cannot be decoded reaches orderflow's error
+handling and its dead-letter topic instead of being dropped inside the framework. A topic may
+carry several record types; ``__faust.ns`` names each one.
 
 | topic               | key      | records                                              |
 |---------------------|----------|------------------------------------------------------|
@@ -20,9 +22,12 @@ carry several record types.
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust.types import TopicT
 
 from orderflow.app import app
+from orderflow.schemas import Message
 
 ORDERS_COMMANDS = "orders.commands"
 SAGA_REPLIES = "saga.replies"
@@ -38,8 +43,8 @@ def _topic(*names: str) -> TopicT:
     return app.topic(
         *(app.settings.topic(name) for name in names),
         key_type=str,
-        value_type=None,
-        value_serializer="json",
+        value_type=bytes,
+        value_serializer="raw",
         partitions=app.settings.topic_partitions,
         replicas=app.settings.topic_replication_factor,
         internal=True,
@@ -71,3 +76,8 @@ async def declare_topics() -> None:
     """Create every topic at start, also those that no agent of this app consumes."""
     for topic in ALL_TOPICS:
         await topic.maybe_declare()
+
+
+async def publish(topic: Any, key: str, record: Message) -> None:
+    """Send ``record`` (as its JSON bytes) keyed by ``key``; Faust flushes before committing."""
+    await topic.send(key=key, value=record.dumps())

@@ -9,7 +9,7 @@ orderflow.domain.inventory.
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 from faust.types import EventT, StreamT
 
@@ -17,6 +17,8 @@ from orderflow import schemas, tables, topics
 from orderflow.app import app
 from orderflow.domain import inventory
 from orderflow.domain.inventory import Outcome, Reservation, ReservationStatus, StockLevel
+from orderflow.resilience.handling import process
+from orderflow.schemas.codec import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ async def _publish_level(sku: str, level: StockLevel, cause: schemas.Message) ->
         reserved=level.reserved,
         version=level.offset,
     )
-    await topics.inventory_events.send(key=sku, value=changed)
+    await topics.publish(topics.inventory_events, sku, changed)
 
 
 async def _reply(command: schemas.ReserveStock, held: Reservation, level: StockLevel) -> None:
@@ -56,7 +58,7 @@ async def _reply(command: schemas.ReserveStock, held: Reservation, level: StockL
         )
     else:
         return  # released before it was reserved: the order is closed, nobody waits
-    await topics.saga_replies.send(key=command.order_id, value=reply)
+    await topics.publish(topics.saga_replies, command.order_id, reply)
 
 
 async def apply(command: schemas.Message, offset: int) -> None:
@@ -83,17 +85,15 @@ async def apply(command: schemas.Message, offset: int) -> None:
                 return
             _write(sku, None, outcome)
         case _:
-            log.warning("inventory: ignoring %s, not an inventory command", type(command).__name__)
-            return
+            raise SchemaError(f"{type(command).__name__} is not an inventory command")
     if outcome.changed:
         await _publish_level(sku, outcome.level, command)
 
 
+async def _handle(command: schemas.Message, event: EventT[Any]) -> None:
+    await apply(command, event.message.offset)
+
+
 @app.agent(topics.inventory_commands)
-async def stock_keeper(stream: StreamT[schemas.Message]) -> None:
-    event: EventT[Any]
-    async for event in stream.events():
-        try:
-            await apply(cast(schemas.Message, event.value), event.message.offset)
-        except Exception:
-            log.exception("inventory: failed on %s", type(event.value).__name__)
+async def stock_keeper(stream: StreamT[bytes]) -> None:
+    await process(app, stream, _handle, "inventory")

@@ -6,15 +6,14 @@ document's is a repeat (a redelivery or a re-send after a crash) and changes not
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from orderflow import schemas, tables, topics
 from orderflow.app import app
-
-log = logging.getLogger(__name__)
+from orderflow.resilience.handling import process
+from orderflow.schemas.codec import SchemaError, decode
 
 CUSTOMER_ORDERS_KEPT = 100  # a customer's list stays bounded; older orders are in orders_view
 
@@ -92,27 +91,39 @@ def project_customer(
     return updated[:CUSTOMER_ORDERS_KEPT]
 
 
-@app.agent(topics.orders_events)
-async def order_documents(stream: StreamT[schemas.Message]) -> None:
-    async for event in stream:
-        try:
-            order_id: str = event.order_id
-            updated = project_order(tables.orders_view.get(order_id), event)
-            if updated is not None:
-                tables.orders_view[order_id] = updated
-        except Exception:
-            log.exception("read models: order document failed on %s", type(event).__name__)
+async def _update_order(event: schemas.Message, _: EventT[Any]) -> None:
+    if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
+        raise SchemaError(f"{type(event).__name__} is not an order event")
+    order_id: str = event.order_id
+    updated = project_order(tables.orders_view.get(order_id), event)
+    if updated is not None:
+        tables.orders_view[order_id] = updated
+
+
+async def _update_customer(event: schemas.Message, _: EventT[Any]) -> None:
+    if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
+        raise SchemaError(f"{type(event).__name__} is not an order event")
+    customer_id: str = event.customer_id
+    updated = project_customer(tables.customer_orders.get(customer_id) or [], event)
+    if updated is not None:
+        tables.customer_orders[customer_id] = updated
+
+
+def _customer_of(raw: bytes) -> str:
+    """The re-keying key; an undecodable event gets one anyway and is dead-lettered after."""
+    try:
+        return str(decode(raw).customer_id)
+    except (SchemaError, AttributeError):
+        return ""
 
 
 @app.agent(topics.orders_events)
-async def customer_order_lists(stream: StreamT[schemas.Message]) -> None:
+async def order_documents(stream: StreamT[bytes]) -> None:
+    await process(app, stream, _update_order, "order-documents")
+
+
+@app.agent(topics.orders_events)
+async def customer_order_lists(stream: StreamT[bytes]) -> None:
     # Re-keyed by customer, so each customer's list is written by the worker that owns it.
-    by_customer = stream.group_by(lambda e: e.customer_id, name="orders-by-customer")
-    async for event in by_customer:
-        try:
-            customer_id: str = event.customer_id
-            updated = project_customer(tables.customer_orders.get(customer_id) or [], event)
-            if updated is not None:
-                tables.customer_orders[customer_id] = updated
-        except Exception:
-            log.exception("read models: customer list failed on %s", type(event).__name__)
+    by_customer = stream.group_by(_customer_of, name="orders-by-customer")
+    await process(app, by_customer, _update_customer, "customer-orders")

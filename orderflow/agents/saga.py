@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from faust.types import EventT, StreamT
 
@@ -17,6 +17,8 @@ from orderflow import schemas, tables, topics
 from orderflow.app import app
 from orderflow.domain import saga
 from orderflow.domain.orders import Line, NewOrder
+from orderflow.resilience.handling import process
+from orderflow.schemas.codec import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def to_input(message: schemas.Message) -> saga.Input | None:
             return saga.Authorized(message.payment_id)
         case schemas.PaymentDeclined():
             return saga.Declined(message.reason)
+        case schemas.PaymentUnavailable():
+            return saga.PaymentDeferred(message.retry_after)
         case schemas.DeadlineExpired():
             return saga.Expired(message.deadline)
     return None
@@ -56,21 +60,21 @@ async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Messag
             record: schemas.Message = schemas.ReserveStock(
                 **envelope, order_id=order_id, sku=sku, quantity=quantity
             )
-            await topics.inventory_commands.send(key=sku, value=record)
+            await topics.publish(topics.inventory_commands, sku, record)
             return
         case saga.Release(sku=sku):
             record = schemas.ReleaseStock(**envelope, order_id=order_id, sku=sku)
-            await topics.inventory_commands.send(key=sku, value=record)
+            await topics.publish(topics.inventory_commands, sku, record)
             return
         case saga.Authorize(amount=amount, currency=currency, token=token):
             record = schemas.AuthorizePayment(
                 **envelope, order_id=order_id, amount=amount, currency=currency, token=token
             )
-            await topics.payments_commands.send(key=order_id, value=record)
+            await topics.publish(topics.payments_commands, order_id, record)
             return
         case saga.Void(reason=reason):
             record = schemas.VoidPayment(**envelope, order_id=order_id, reason=reason)
-            await topics.payments_commands.send(key=order_id, value=record)
+            await topics.publish(topics.payments_commands, order_id, record)
             return
         case saga.Placed(version=version):
             order = state.order
@@ -112,19 +116,24 @@ async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Messag
                 reason=reason,
                 version=version,
             )
-    await topics.orders_events.send(key=order_id, value=record)
+    await topics.publish(topics.orders_events, order_id, record)
 
 
 async def apply(message: schemas.Message, position: saga.Position | None = None) -> None:
     """Process one message of orders.commands or saga.replies, read at ``position``."""
     step = to_input(message)
     if step is None:
-        log.warning("saga: ignoring %s, not a saga message", type(message).__name__)
-        return
+        raise SchemaError(f"{type(message).__name__} is not a message of the order saga")
     order_id: str = message.order_id
     state = tables.sagas.get(order_id)
     decision = saga.handle(
-        state, message.event_id, step, time.time(), app.settings.saga_step_timeout, position
+        state,
+        message.event_id,
+        step,
+        time.time(),
+        app.settings.saga_step_timeout,
+        position,
+        max_payment_attempts=app.settings.payment_max_attempts,
     )
     new_state = decision.state
     if new_state is None:
@@ -147,16 +156,13 @@ def _index_deadline(order_id: str, deadline: float | None) -> None:
         tables.saga_deadlines[order_id] = deadline
 
 
+async def _handle(message: schemas.Message, event: EventT[Any]) -> None:
+    await apply(message, saga.Position(event.message.topic, event.message.offset))
+
+
 @app.agent(topics.saga_inbox)
-async def order_saga(stream: StreamT[schemas.Message]) -> None:
-    event: EventT[Any]
-    async for event in stream.events():
-        message = cast(schemas.Message, event.value)
-        position = saga.Position(event.message.topic, event.message.offset)
-        try:
-            await apply(message, position)
-        except Exception:
-            log.exception("saga: failed on %s %s", type(message).__name__, message.event_id)
+async def order_saga(stream: StreamT[bytes]) -> None:
+    await process(app, stream, _handle, "saga")
 
 
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
@@ -168,4 +174,4 @@ async def expire_late_sagas() -> None:
             expired = schemas.DeadlineExpired(
                 **schemas.envelope(order_id), order_id=order_id, deadline=deadline
             )
-            await topics.saga_replies.send(key=order_id, value=expired)
+            await topics.publish(topics.saga_replies, order_id, expired)

@@ -78,11 +78,18 @@ class Declined:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentDeferred:
+    """The gateway could not take the payment now (it is down, or its breaker is open)."""
+
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Expired:
     deadline: float  # the deadline the timer saw pass; a saga that moved on ignores it
 
 
-Input = Start | Cancel | Reserved | OutOfStock | Authorized | Declined | Expired
+Input = Start | Cancel | Reserved | OutOfStock | Authorized | Declined | PaymentDeferred | Expired
 
 
 # Outputs: commands to other contexts and events about the order.
@@ -160,6 +167,8 @@ class SagaState:
     detail: str | None = None
     outcome_version: int | None = None  # the version of the Confirmed/Rejected/Cancelled event
     positions: Mapping[str, int] = field(default_factory=dict)  # source -> last offset applied
+    payment_attempts: int = 0  # authorizations the gateway could not take (deferred)
+    payment_retry_pending: bool = False  # the deadline is when to ask for the payment again
 
     @property
     def lines(self) -> tuple[Line, ...]:
@@ -187,13 +196,15 @@ def handle(
     now: float,
     step_timeout: float,
     position: Position | None = None,
+    *,
+    max_payment_attempts: int = 30,
 ) -> Decision:
     """Apply one message at most once (see the module's docstring for repeats)."""
     if state is not None and message_id in state.seen:
         if position is not None and position.offset > state.positions.get(position.source, -1):
             return Decision(state)  # a second copy of a message already handled
         return Decision(state, pending_outputs(state))
-    decision = decide(state, message, now, step_timeout)
+    decision = decide(state, message, now, step_timeout, max_payment_attempts)
     if decision.state is None or decision.state is state:
         return decision  # nothing changed: not worth remembering the id
     changed = decision.state
@@ -205,7 +216,13 @@ def handle(
     )
 
 
-def decide(state: SagaState | None, message: Input, now: float, step_timeout: float) -> Decision:
+def decide(
+    state: SagaState | None,
+    message: Input,
+    now: float,
+    step_timeout: float,
+    max_payment_attempts: int = 30,
+) -> Decision:
     """The next state and outputs for one new message. Returns ``state`` itself for no change."""
     if state is None:
         if isinstance(message, Start):
@@ -226,12 +243,20 @@ def decide(state: SagaState | None, message: Input, now: float, step_timeout: fl
             return _confirm(state, payment_id, now)
         case Authorized(), status if status in FINAL:
             return Decision(state, (Void("order already closed"),))
+        case PaymentDeferred(retry_after=retry_after), Status.AUTHORIZING if (
+            not state.payment_retry_pending
+        ):
+            return _defer_payment(state, retry_after, now, max_payment_attempts)
         case Declined(reason=reason), Status.AUTHORIZING:
             return _compensate(state, Status.REJECTED, "payment_declined", reason, now, void=True)
         case Cancel(reason=reason), Status.RESERVING:
             return _compensate(state, Status.CANCELLED, reason, "", now, void=False)
         case Cancel(reason=reason), Status.AUTHORIZING | Status.CONFIRMED:
             return _compensate(state, Status.CANCELLED, reason, "", now, void=True)
+        case Expired(deadline=deadline), Status.AUTHORIZING if (
+            state.payment_retry_pending and deadline == state.deadline and now >= deadline
+        ):
+            return _retry_payment(state, now, step_timeout)
         case Expired(deadline=deadline), Status.RESERVING | Status.AUTHORIZING if (
             deadline == state.deadline and now >= deadline
         ):
@@ -249,6 +274,8 @@ def pending_outputs(state: SagaState) -> tuple[Output, ...]:
         case Status.RESERVING:
             awaiting = [line for line in state.lines if line.sku in state.awaiting]
             return placed + tuple(Reserve(line.sku, line.quantity) for line in awaiting)
+        case Status.AUTHORIZING if state.payment_retry_pending:
+            return placed  # the next attempt waits for its deadline
         case Status.AUTHORIZING:
             return (*placed, _authorize(state))
         case Status.CONFIRMED:
@@ -295,6 +322,31 @@ def _reserved(state: SagaState, sku: str, now: float, step_timeout: float) -> De
     return Decision(authorizing, (_authorize(authorizing),))
 
 
+def _defer_payment(state: SagaState, retry_after: float, now: float, max_attempts: int) -> Decision:
+    attempts = state.payment_attempts + 1
+    if attempts >= max_attempts:
+        detail = f"the payment gateway could not take the payment in {attempts} attempts"
+        return _compensate(state, Status.REJECTED, "payment_unavailable", detail, now, void=True)
+    waiting = replace(
+        state,
+        payment_attempts=attempts,
+        payment_retry_pending=True,
+        deadline=now + retry_after,
+        version=state.version + 1,
+    )
+    return Decision(waiting)
+
+
+def _retry_payment(state: SagaState, now: float, step_timeout: float) -> Decision:
+    asking = replace(
+        state,
+        payment_retry_pending=False,
+        deadline=now + step_timeout,
+        version=state.version + 1,
+    )
+    return Decision(asking, (_authorize(asking),))
+
+
 def _authorize(state: SagaState) -> Authorize:
     return Authorize(state.order.total, state.order.currency, state.order.payment_token)
 
@@ -325,6 +377,7 @@ def _compensate(
         reason=reason,
         detail=detail or None,
         outcome_version=version,
+        payment_retry_pending=False,
         history=(
             *state.history,
             Transition(now, status, f"{reason}: {detail}" if detail else reason),

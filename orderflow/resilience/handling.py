@@ -17,6 +17,7 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from orderflow.observability.metrics import DEAD_LETTERED, RETRIED
 from orderflow.resilience.dlq import Failure, dead_letter
 from orderflow.resilience.retry import RetryPolicy, is_transient
 from orderflow.schemas import Message
@@ -47,9 +48,11 @@ async def handle_event(
             where = f"{message.topic}[{message.partition}]@{message.offset}"
             if is_transient(error) and attempt < policy.max_attempts:
                 log.warning("%s: attempt %d on %s failed: %r", name, attempt, where, error)
+                RETRIED.labels(name).inc()
                 await policy.wait(attempt)
                 continue
             log.error("%s: dead-lettering %s after %d attempt(s): %r", name, where, attempt, error)
+            DEAD_LETTERED.labels(name, type(error).__name__).inc()
             await dead_letter(app, message, Failure(error, attempt, first_failure, now, name))
             return
 

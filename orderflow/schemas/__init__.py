@@ -21,6 +21,7 @@ from orderflow.schemas.replies import (
     DeadlineExpired,
     PaymentAuthorized,
     PaymentDeclined,
+    PaymentUnavailable,
     StockRejected,
     StockReserved,
 )
@@ -40,6 +41,7 @@ ALL_RECORDS: tuple[type[Message], ...] = (
     StockRejected,
     PaymentAuthorized,
     PaymentDeclined,
+    PaymentUnavailable,
     DeadlineExpired,
     AuthorizePayment,
     VoidPayment,
@@ -59,6 +61,7 @@ __all__ = [
     "OrderRejected",
     "PaymentAuthorized",
     "PaymentDeclined",
+    "PaymentUnavailable",
     "PlaceOrder",
     "ReleaseStock",
     "ReserveStock",

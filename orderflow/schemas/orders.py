@@ -34,8 +34,8 @@ class OrderPlaced(Message, namespace="orderflow.OrderPlaced"):
     total: int
     version: int
     # When the saga started (occurred_at is when this copy was sent: a re-sent OrderPlaced
-    # keeps the original placed_at). Added after v1: empty in older payloads.
-    placed_at: str = ""
+    # keeps the original placed_at). Added after v1: absent (None) in older payloads.
+    placed_at: str | None = None
 
 
 class OrderConfirmed(Message, namespace="orderflow.OrderConfirmed"):

@@ -28,6 +28,14 @@ class PaymentDeclined(Message, namespace="orderflow.PaymentDeclined"):
     reason: str
 
 
+class PaymentUnavailable(Message, namespace="orderflow.PaymentUnavailable"):
+    """The gateway could not take the payment now; the saga asks again after retry_after."""
+
+    order_id: str
+    reason: str
+    retry_after: float
+
+
 class DeadlineExpired(Message, namespace="orderflow.DeadlineExpired"):
     """Sent by the saga timer when an order's step deadline has passed."""
 

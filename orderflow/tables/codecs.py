@@ -50,6 +50,8 @@ def decode_saga(raw: bytes) -> SagaState:
         detail=data["detail"],
         outcome_version=data["outcome_version"],
         positions=data.get("positions", {}),
+        payment_attempts=data.get("payment_attempts", 0),
+        payment_retry_pending=data.get("payment_retry_pending", False),
     )
 
 

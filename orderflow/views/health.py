@@ -29,6 +29,9 @@ def readiness(app: AppT) -> dict[str, Any]:
         "rebalancing": rebalancing,
         "assigned_partitions": len(app.assignor.assigned_actives()),
         "changelog_records_remaining": recovery.active_remaining_total(),
+        "breakers": {
+            name: breaker.state.value for name, breaker in getattr(app, "breakers", {}).items()
+        },
     }
 
 

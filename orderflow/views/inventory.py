@@ -18,7 +18,7 @@ MAX_DELTA = 1_000_000
 async def produce(topic: Any, key: str, record: schemas.Message) -> None:
     """Produce and wait for the broker's acknowledgement before answering the client."""
     try:
-        pending = await topic.send(key=key, value=record)
+        pending = await topic.send(key=key, value=record.dumps())
         await asyncio.wait_for(asyncio.ensure_future(pending), timeout=10)
     except Exception as error:
         raise Problem(503, f"the command could not be written to Kafka: {error}") from None

@@ -18,6 +18,7 @@ from orderflow.agents import read_models
 from orderflow.agents import saga as saga_agent
 from orderflow.app import app
 from orderflow.domain.saga import Status
+from orderflow.schemas.codec import decode
 
 OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
             "inventory_events")  # fmt: skip
@@ -36,7 +37,7 @@ class Outbox:
         sent = []
         while not reader.empty():
             event = await reader.get()
-            sent.append((event.key, event.value))
+            sent.append((event.key, decode(event.value)))
         return sent
 
 
@@ -82,7 +83,7 @@ async def saga() -> AsyncIterator[faust.types.AgentT]:
 async def test_a_placed_order_reserves_every_line_and_publishes_order_placed(
     saga: Any, outbox: Outbox
 ) -> None:
-    await saga.put(place_order("o-1", ("SKU-1", 2), ("SKU-2", 1)), key="o-1")
+    await saga.put(place_order("o-1", ("SKU-1", 2), ("SKU-2", 1)).dumps(), key="o-1")
 
     state = tables.sagas.get("o-1")
     assert state is not None
@@ -102,19 +103,19 @@ async def test_a_placed_order_reserves_every_line_and_publishes_order_placed(
 
 async def test_replies_drive_the_saga_to_confirmation(saga: Any, outbox: Outbox) -> None:
     place = place_order("o-2", ("SKU-1", 1))
-    await saga.put(place, key="o-2")
+    await saga.put(place.dumps(), key="o-2")
     reserved = schemas.StockReserved(
         **schemas.caused_by(place), order_id="o-2", sku="SKU-1", quantity=1
     )
-    await saga.put(reserved, key="o-2")
+    await saga.put(reserved.dumps(), key="o-2")
     [(_, authorize)] = await outbox.drain("payments_commands")
     assert isinstance(authorize, schemas.AuthorizePayment)
     assert (authorize.amount, authorize.currency, authorize.token) == (250, "USD", "tok_visa")
 
-    await saga.put(
-        schemas.PaymentAuthorized(**schemas.caused_by(authorize), order_id="o-2", payment_id="p1"),
-        key="o-2",
+    authorized = schemas.PaymentAuthorized(
+        **schemas.caused_by(authorize), order_id="o-2", payment_id="p1"
     )
+    await saga.put(authorized.dumps(), key="o-2")
     state = tables.sagas.get("o-2")
     assert state is not None
     assert state.status is Status.CONFIRMED
@@ -127,12 +128,12 @@ async def test_a_redelivered_command_resends_what_the_state_needs_without_changi
     saga: Any, outbox: Outbox
 ) -> None:
     place = place_order("o-3", ("SKU-1", 1))
-    await saga.put(place, key="o-3")
+    await saga.put(place.dumps(), key="o-3")
     before = tables.sagas.get("o-3")
     await outbox.drain("inventory_commands")
 
     saga.sent_offset -= 1  # Kafka hands the same offset out again after a crash
-    await saga.put(place, key="o-3")
+    await saga.put(place.dumps(), key="o-3")
 
     assert tables.sagas.get("o-3") == before
     again = await outbox.drain("inventory_commands")
@@ -143,12 +144,12 @@ async def test_a_command_published_twice_changes_nothing_and_sends_nothing(
     saga: Any, outbox: Outbox
 ) -> None:
     place = place_order("o-7", ("SKU-1", 1))
-    await saga.put(place, key="o-7")
+    await saga.put(place.dumps(), key="o-7")
     before = tables.sagas.get("o-7")
     await outbox.drain("inventory_commands")
     await outbox.drain("orders_events")
 
-    await saga.put(place, key="o-7")  # the same event id at a newer offset: a second copy
+    await saga.put(place.dumps(), key="o-7")  # the same event id at a newer offset: a second copy
 
     assert tables.sagas.get("o-7") == before
     assert await outbox.drain("inventory_commands") == []
@@ -158,15 +159,15 @@ async def test_a_command_published_twice_changes_nothing_and_sends_nothing(
 async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox: Outbox) -> None:
     async with inventory_agent.stock_keeper.test_context() as agent:
         adjust = schemas.AdjustStock(**schemas.envelope("SKU-9"), sku="SKU-9", delta=5, reason="r")
-        await agent.put(adjust, key="SKU-9")
+        await agent.put(adjust.dumps(), key="SKU-9")
         reserve = schemas.ReserveStock(
             **schemas.envelope("o-4"), order_id="o-4", sku="SKU-9", quantity=3
         )
-        await agent.put(reserve, key="SKU-9")
+        await agent.put(reserve.dumps(), key="SKU-9")
         too_many = schemas.ReserveStock(
             **schemas.envelope("o-5"), order_id="o-5", sku="SKU-9", quantity=3
         )
-        await agent.put(too_many, key="SKU-9")
+        await agent.put(too_many.dumps(), key="SKU-9")
 
     level = tables.stock.get("SKU-9")
     assert level is not None
@@ -196,9 +197,9 @@ async def test_the_order_document_follows_the_events() -> None:
         version=2,
     )
     async with read_models.order_documents.test_context() as agent:
-        await agent.put(placed, key="o-6")
-        await agent.put(rejected, key="o-6")
-        await agent.put(placed, key="o-6")  # a late repeat changes nothing
+        await agent.put(placed.dumps(), key="o-6")
+        await agent.put(rejected.dumps(), key="o-6")
+        await agent.put(placed.dumps(), key="o-6")  # a late repeat changes nothing
 
     view = tables.orders_view.get("o-6")
     assert view is not None

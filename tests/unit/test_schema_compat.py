@@ -76,6 +76,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "StockRejected": {"order_id": ORDER_ID, "sku": "SKU-RED-MUG", "requested": 2, "available": 1},
     "PaymentAuthorized": {"order_id": ORDER_ID, "payment_id": "pay_7d2e9c"},
     "PaymentDeclined": {"order_id": ORDER_ID, "reason": "card_declined"},
+    "PaymentUnavailable": {
+        "order_id": ORDER_ID,
+        "reason": "gateway circuit open",
+        "retry_after": 2.5,
+    },
     "DeadlineExpired": {"order_id": ORDER_ID, "deadline": 1714566911.25},
     "AuthorizePayment": {
         "order_id": ORDER_ID,
@@ -160,3 +165,13 @@ def test_a_payload_without_a_required_field_is_refused_by_schema_and_consumers()
     assert validate(payload, json_schema(schemas.VoidPayment)) == ["$: 'reason' is required"]
     with pytest.raises(ValueDecodeError, match="reason"):
         _decode(orjson.dumps(payload))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_decodes_through_the_agents_codec(name: str) -> None:
+    """Agents decode raw bytes with orderflow.schemas.codec: old payloads must pass it too."""
+    from orderflow.schemas.codec import decode
+
+    record = decode((FIXTURES / f"{name}.json").read_bytes())
+    assert type(record).__name__ == name
+    assert record.event_id == ENVELOPE["event_id"]

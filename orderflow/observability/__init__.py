@@ -1,0 +1,1 @@
+"""Prometheus metrics, OpenTelemetry tracing and JSON logging."""

@@ -1,0 +1,14 @@
+"""``/metrics``: this worker's metrics in the Prometheus text format."""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from orderflow.app import app
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
