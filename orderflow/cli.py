@@ -14,6 +14,7 @@ import click
 from orderflow import platform
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.payments.cli import payment_sim
+from orderflow.resilience.cli import dlq_group
 from orderflow.schemas.cli import schemas_group
 from orderflow.settings import Settings, SettingsError
 from orderflow.tables_cli import tables
@@ -189,6 +190,7 @@ main.add_command(tables)
 main.add_command(schemas_group)
 main.add_command(db)
 main.add_command(outbox)
+main.add_command(dlq_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -79,7 +79,8 @@ async def apply(command: schemas.Message, offset: int) -> None:
             _write(sku, order_id, outcome)
         case schemas.AdjustStock(sku=sku, delta=delta):
             try:
-                outcome = inventory.adjust(tables.stock.get(sku) or StockLevel(), delta, offset)
+                level = tables.stock.get(sku) or StockLevel()
+                outcome = inventory.adjust(level, delta, offset, command.event_id)
             except inventory.AdjustmentRefused as refused:
                 log.warning("inventory: adjustment of %s refused: %s", sku, refused)
                 return

@@ -31,6 +31,9 @@ class StockLevel:
     on_hand: int = 0
     reserved: int = 0
     offset: int = -1  # the offset of the last inventory command applied to this sku
+    # Event ids of the latest adjustments: a replayed adjustment (from a dead-letter topic,
+    # at a new offset) is recognised and not applied twice.
+    recent_adjustments: tuple[str, ...] = ()
 
     @property
     def available(self) -> int:
@@ -92,12 +95,23 @@ class AdjustmentRefused(ValueError):
     """An adjustment would take on-hand stock below zero."""
 
 
-def adjust(level: StockLevel, delta: int, offset: int) -> Outcome:
+RECENT_ADJUSTMENTS_KEPT = 64
+
+
+def adjust(level: StockLevel, delta: int, offset: int, adjustment_id: str | None = None) -> Outcome:
     if offset <= level.offset:
         return Outcome(None, level, changed=False)
+    if adjustment_id is not None and adjustment_id in level.recent_adjustments:
+        return Outcome(None, replace(level, offset=offset), changed=False)
     if level.on_hand + delta < 0:
         raise AdjustmentRefused(f"on hand is {level.on_hand}; cannot apply {delta}")
-    return Outcome(None, StockLevel(level.on_hand + delta, level.reserved, offset), changed=True)
+    recent = level.recent_adjustments
+    if adjustment_id is not None:
+        recent = (*recent, adjustment_id)[-RECENT_ADJUSTMENTS_KEPT:]
+    adjusted = replace(
+        level, on_hand=level.on_hand + delta, offset=offset, recent_adjustments=recent
+    )
+    return Outcome(None, adjusted, changed=True)
 
 
 def _catch_up(level: StockLevel, reservation: Reservation, offset: int) -> Outcome:
@@ -105,9 +119,15 @@ def _catch_up(level: StockLevel, reservation: Reservation, offset: int) -> Outco
     quantity = reservation.quantity
     match reservation.status:
         case ReservationStatus.RESERVED:
-            level = StockLevel(level.on_hand - quantity, level.reserved + quantity, offset)
+            level = replace(
+                level, on_hand=level.on_hand - quantity, reserved=level.reserved + quantity,
+                offset=offset,
+            )  # fmt: skip
         case ReservationStatus.RELEASED:
-            level = StockLevel(level.on_hand + quantity, level.reserved - quantity, offset)
+            level = replace(
+                level, on_hand=level.on_hand + quantity, reserved=level.reserved - quantity,
+                offset=offset,
+            )  # fmt: skip
         case ReservationStatus.REJECTED:
             return Outcome(reservation, replace(level, offset=offset), changed=False)
     return Outcome(reservation, level, changed=quantity > 0)

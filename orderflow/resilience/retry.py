@@ -7,7 +7,7 @@ topic at once.
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from orderflow.db import DatabaseUnavailable
 from orderflow.errors import OrderflowError
@@ -32,6 +32,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, KafkaTimeoutError | KafkaConnectionError):
+        return True  # the broker is slow or away: it may well answer later
     if isinstance(error, KafkaError):
         return bool(error.retriable)
     return isinstance(error, TRANSIENT)

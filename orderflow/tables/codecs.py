@@ -56,7 +56,13 @@ def decode_saga(raw: bytes) -> SagaState:
 
 
 def decode_stock_level(raw: bytes) -> StockLevel:
-    return StockLevel(**orjson.loads(raw))
+    data = orjson.loads(raw)
+    return StockLevel(
+        on_hand=data["on_hand"],
+        reserved=data["reserved"],
+        offset=data["offset"],
+        recent_adjustments=tuple(data.get("recent_adjustments", ())),
+    )
 
 
 def decode_reservation(raw: bytes) -> Reservation:

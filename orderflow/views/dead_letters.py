@@ -1,0 +1,79 @@
+"""Admin API of the dead-letter topics: list, show, replay (all or a filtered set)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from faust.web import Request, Response
+
+from orderflow.app import app
+from orderflow.resilience.dlq_store import Selection, dead_letter_topics, read, replay
+from orderflow.views.base import ApiView
+from orderflow.views.problems import Problem, json_response, read_json
+
+
+def _moment(value: Any, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise Problem(400, f"{name} must be an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _selection(source: Any) -> Selection:
+    return Selection(
+        error_type=source.get("error_type") or None,
+        key=source.get("key"),
+        since=_moment(source.get("since"), "since"),
+        until=_moment(source.get("until"), "until"),
+    )
+
+
+@app.page("/api/v1/admin/dlq")
+class DeadLetterTopics(ApiView):
+    async def get(self, request: Request) -> Response:
+        settings = app.settings
+        topics = await dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix)
+        return json_response(self, {"topics": topics})
+
+
+@app.page("/api/v1/admin/dlq/{topic}")
+class DeadLetterRecords(ApiView):
+    async def get(self, request: Request, topic: str) -> Response:
+        try:
+            limit = int(request.query.get("limit", "50"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise Problem(400, "limit must be an integer from 1 to 1000")
+        try:
+            letters = await read(
+                app.settings.bootstrap_servers, topic, _selection(request.query), limit
+            )
+        except LookupError as error:
+            raise Problem(404, str(error)) from None
+        return json_response(self, {"topic": topic, "records": [x.to_json() for x in letters]})
+
+
+@app.page("/api/v1/admin/dlq/{topic}/replay")
+class DeadLetterReplay(ApiView):
+    async def post(self, request: Request, topic: str) -> Response:
+        body = await read_json(self, request, required=False)
+        if not isinstance(body, dict):
+            raise Problem(422, "the body must be an object of filters and dry_run")
+        dry_run = body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise Problem(422, "dry_run must be true or false")
+        try:
+            letters = await replay(
+                app.settings.bootstrap_servers, topic, _selection(body), dry_run=dry_run
+            )
+        except LookupError as error:
+            raise Problem(404, str(error)) from None
+        return json_response(
+            self,
+            {"topic": topic, "dry_run": dry_run, "replayed": [x.to_json() for x in letters]},
+        )
