@@ -7,6 +7,7 @@ neither reads the environment nor connects to anything.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -16,7 +17,7 @@ import faust
 from orderflow.db import Database
 from orderflow.observability.metrics import observe_breaker
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
-from orderflow.settings import Settings
+from orderflow.settings import ProcessingGuarantee, Settings
 from orderflow.views import health
 
 # Modules that declare the platform's agents, tables and views on ``app``; Faust imports them
@@ -88,6 +89,12 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         logging_config=_logging_config(settings.log_level),
     )
     health.install(app)
+    if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
+        logging.getLogger(__name__).warning(
+            "processing_guarantee=exactly_once is not supported: faust-streaming 0.15.3 can "
+            "lose table updates after a crash in this mode (docs/ARCHITECTURE.md); "
+            "at_least_once with orderflow's idempotent handlers is the supported guarantee"
+        )
     return app
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from orderflow.resilience import dlq
 
@@ -85,6 +86,23 @@ class Selection:
         return True
 
 
+async def _partitions(bootstrap: str, topics: list[str]) -> dict[str, list[TopicPartition]]:
+    """The partitions of each existing topic among ``topics`` (absent ones are left out)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {
+        entry["topic"]: [
+            TopicPartition(entry["topic"], p["partition"]) for p in entry["partitions"]
+        ]
+        for entry in described
+        if entry["error_code"] == 0
+    }
+
+
 async def dead_letter_topics(bootstrap: str, marker: str) -> list[dict[str, Any]]:
     """Every DLQ whose name contains ``marker`` (the deployment's topic prefix; '' for all),
     with its record count. Re-keying topics carry their source topic's name, so they match."""
@@ -92,11 +110,10 @@ async def dead_letter_topics(bootstrap: str, marker: str) -> list[dict[str, Any]
     await consumer.start()
     try:
         names = sorted(t for t in await consumer.topics() if t.endswith(dlq.SUFFIX) and marker in t)
+        all_partitions = await _partitions(bootstrap, names) if names else {}
         result = []
         for name in names:
-            partitions = [
-                TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
-            ]
+            partitions = all_partitions.get(name, [])
             if not partitions:
                 result.append({"topic": name, "records": 0})
                 continue
@@ -115,8 +132,7 @@ async def read(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = (await _partitions(bootstrap, [topic])).get(topic, [])
         if not partitions:
             raise LookupError(f"no topic {topic}")
         consumer.assign(partitions)

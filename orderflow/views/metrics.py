@@ -11,4 +11,5 @@ from orderflow.app import app
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
-        return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type; the header carries it whole.
+        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
