@@ -306,6 +306,7 @@ _NOT_SETTINGS = frozenset(
         "STATE_DIR",
         "INFRA_HOST",
         "KEEP_INFRA",
+        "CHAOS_SECONDS",
         "KAFKA_VERSION",
         "KAFKA_PORT",
         "KAFKA_CONTROLLER_PORT",

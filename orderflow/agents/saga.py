@@ -50,10 +50,32 @@ def to_input(message: schemas.Message) -> saga.Input | None:
     return None
 
 
+def _identity(output: saga.Output, state: saga.SagaState) -> str:
+    """What makes an output itself: equal for every copy of it, different from any other."""
+    match output:
+        case saga.Reserve(sku=sku):
+            return f"reserve/{sku}"
+        case saga.Release(sku=sku):
+            return f"release/{sku}"
+        case saga.Authorize():
+            return f"authorize/{state.payment_attempts}"
+        case saga.Void():
+            return "void"
+        case saga.Placed():
+            return "placed"
+        case (
+            saga.Confirmed(version=version)
+            | saga.Rejected(version=version)
+            | saga.Cancelled(version=version)
+        ):
+            return f"{type(output).__name__.lower()}/{version}"
+    raise AssertionError(output)
+
+
 async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Message) -> None:
     """Publish one of the domain's outputs as a record, caused by ``cause``."""
     order_id = state.order_id
-    envelope = schemas.caused_by(cause)
+    envelope = schemas.caused_by(cause, schemas.output_id(order_id, _identity(output, state)))
     customer_id = state.order.customer_id
     match output:
         case saga.Reserve(sku=sku, quantity=quantity):

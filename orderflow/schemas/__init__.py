@@ -5,7 +5,7 @@ so a topic can carry several types and old payloads stay readable: a field added
 have a default, and ``schema_version`` says which shape the producer wrote.
 """
 
-from orderflow.schemas.envelope import Message, caused_by, envelope
+from orderflow.schemas.envelope import Message, caused_by, envelope, output_id
 from orderflow.schemas.inventory import AdjustStock, ReleaseStock, ReserveStock, StockLevelChanged
 from orderflow.schemas.orders import (
     CancelOrder,
@@ -71,4 +71,5 @@ __all__ = [
     "VoidPayment",
     "caused_by",
     "envelope",
+    "output_id",
 ]

@@ -52,6 +52,18 @@ def envelope(correlation_id: str, causation_id: str | None = None) -> Envelope:
     }
 
 
-def caused_by(cause: Message) -> Envelope:
+def caused_by(cause: Message, event_id: str | None = None) -> Envelope:
     """Envelope fields for a message caused by ``cause``, in the same conversation."""
-    return envelope(cause.correlation_id, cause.event_id)
+    fields = envelope(cause.correlation_id, cause.event_id)
+    if event_id is not None:
+        fields["event_id"] = event_id
+    return fields
+
+
+# Ids of the saga's outputs are derived from what they are, so that a re-sent copy of a
+# command or event (after a redelivery) carries the same id as the first and reads as a copy.
+_OUTPUT_IDS = uuid.UUID("6f726465-7266-6c6f-772d-736167612d31")
+
+
+def output_id(order_id: str, what: str) -> str:
+    return uuid.uuid5(_OUTPUT_IDS, f"{order_id}/{what}").hex
