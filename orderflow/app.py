@@ -15,6 +15,8 @@ from typing import Any
 import faust
 
 from orderflow.db import Database
+from orderflow.observability import http as http_metrics
+from orderflow.observability import tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -22,7 +24,12 @@ from orderflow.views import health
 
 # Modules that declare the platform's agents, tables and views on ``app``; Faust imports them
 # when a worker starts.
-PLATFORM_MODULES: tuple[str, ...] = ("orderflow.agents", "orderflow.sinks", "orderflow.views")
+PLATFORM_MODULES: tuple[str, ...] = (
+    "orderflow.agents",
+    "orderflow.sinks",
+    "orderflow.views",
+    "orderflow.observability",
+)
 
 # Libraries that log per message at DEBUG: their level is pinned to the process's level so that
 # no library default makes the hot path build records that no handler prints.
@@ -89,6 +96,8 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         logging_config=_logging_config(settings.log_level),
     )
     health.install(app)
+    http_metrics.install(app)
+    tracing.configure(settings.trace_file)
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         logging.getLogger(__name__).warning(
             "processing_guarantee=exactly_once is not supported: faust-streaming 0.15.3 can "

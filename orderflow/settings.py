@@ -205,6 +205,8 @@ class Settings:
     # How many times a saga asks for a payment the gateway could not take, before rejecting.
     payment_max_attempts: int = 30
     log_level: str = "INFO"
+    # Spans as JSON lines, with OTEL_TRACES_EXPORTER=jsonl (OTLP uses the OTEL_* variables).
+    trace_file: str = ""
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -295,6 +297,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "breaker_half_open_trials": _integer(1, 100),
     "payment_max_attempts": _integer(1, 1000),
     "log_level": _log_level,
+    "trace_file": lambda raw: raw.strip(),
 }
 
 # Variables with the prefix that configure the local infrastructure scripts (deploy/local) and

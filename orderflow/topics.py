@@ -27,6 +27,7 @@ from typing import Any
 from faust.types import TopicT
 
 from orderflow.app import app
+from orderflow.observability import tracing
 from orderflow.schemas import Message
 
 ORDERS_COMMANDS = "orders.commands"
@@ -80,4 +81,4 @@ async def declare_topics() -> None:
 
 async def publish(topic: Any, key: str, record: Message) -> None:
     """Send ``record`` (as its JSON bytes) keyed by ``key``; Faust flushes before committing."""
-    await topic.send(key=key, value=record.dumps())
+    await topic.send(key=key, value=record.dumps(), headers=tracing.inject_bytes() or None)

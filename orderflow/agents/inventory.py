@@ -17,6 +17,7 @@ from orderflow import schemas, tables, topics
 from orderflow.app import app
 from orderflow.domain import inventory
 from orderflow.domain.inventory import Outcome, Reservation, ReservationStatus, StockLevel
+from orderflow.observability import metrics
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError
 
@@ -87,8 +88,23 @@ async def apply(command: schemas.Message, offset: int) -> None:
             _write(sku, None, outcome)
         case _:
             raise SchemaError(f"{type(command).__name__} is not an inventory command")
+    _observe(outcome, offset)
     if outcome.changed:
+        metrics.STOCK_GAUGES.set(sku, outcome.level.on_hand)
         await _publish_level(sku, outcome.level, command)
+
+
+def _observe(outcome: Outcome, offset: int) -> None:
+    held = outcome.reservation
+    if held is None or held.offset != offset:
+        return  # nothing decided by this command
+    match held.status:
+        case ReservationStatus.RESERVED:
+            metrics.RESERVATIONS.labels("reserved").inc()
+        case ReservationStatus.REJECTED:
+            metrics.RESERVATIONS.labels("rejected").inc()
+        case ReservationStatus.RELEASED if held.quantity:
+            metrics.RELEASES.inc()
 
 
 async def _handle(command: schemas.Message, event: EventT[Any]) -> None:

@@ -17,6 +17,7 @@ from faust.types import EventT, StreamT
 
 from orderflow import schemas, tables, topics
 from orderflow.app import app
+from orderflow.observability import metrics
 from orderflow.payments.gateway import (
     AuthorizationRequest,
     GatewayTimeout,
@@ -50,6 +51,7 @@ async def _reply(command: schemas.AuthorizePayment, record: dict[str, Any]) -> N
 
 
 async def _unavailable(command: schemas.AuthorizePayment, reason: str, retry_after: float) -> None:
+    metrics.PAYMENTS.labels("unavailable").inc()
     reply = schemas.PaymentUnavailable(
         **schemas.caused_by(command),
         order_id=command.order_id,
@@ -88,6 +90,7 @@ async def authorize(
             else:
                 record = {"status": DECLINED, "payment_id": None, "reason": answer.decline_reason}
         tables.payments[command.order_id] = record
+        metrics.PAYMENTS.labels(record["status"]).inc()
     elif record["status"] == VOIDED:
         record = {**record, "reason": "voided"}
     await _reply(command, record)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from orderflow import schemas, tables, topics
 from orderflow.app import app
 from orderflow.domain import saga
 from orderflow.domain.orders import Line, NewOrder
+from orderflow.observability import metrics
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError
 
@@ -163,11 +165,32 @@ async def apply(message: schemas.Message, position: saga.Position | None = None)
         return
     if new_state is not state:
         tables.sagas[order_id] = new_state
+        _observe(new_state, decision.outputs)
     # On redelivery (same state) the index is checked too: a crash may have lost its write.
     if new_state is state or state is None or state.deadline != new_state.deadline:
         _index_deadline(order_id, new_state.deadline)
     for output in decision.outputs:
         await send(output, new_state, message)
+
+
+def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
+    """Business metrics, counted once per transition (never for re-sent copies)."""
+    for output in outputs:
+        match output:
+            case saga.Placed():
+                metrics.ORDERS_PLACED.inc()
+                metrics.ORDER_VALUE.labels(state.order.currency).observe(state.order.total)
+            case saga.Confirmed():
+                metrics.ORDERS_CONFIRMED.inc()
+            case saga.Rejected(reason=reason):
+                metrics.ORDERS_REJECTED.labels(reason).inc()
+            case saga.Cancelled():
+                metrics.ORDERS_CANCELLED.inc()
+            case _:
+                continue
+        if not isinstance(output, saga.Placed):
+            elapsed = state.history[-1].at - state.history[0].at
+            metrics.SAGA_DURATION.labels(state.status.value.lower()).observe(elapsed)
 
 
 def _index_deadline(order_id: str, deadline: float | None) -> None:
@@ -191,7 +214,9 @@ async def order_saga(stream: StreamT[bytes]) -> None:
 async def expire_late_sagas() -> None:
     """Tell the saga about every passed deadline of the partitions this worker owns."""
     now = time.time()
-    for order_id, deadline in list(tables.saga_deadlines.items()):
+    open_sagas = list(tables.saga_deadlines.items())
+    metrics.SAGAS_IN_FLIGHT.set(len(open_sagas))
+    for order_id, deadline in open_sagas:
         if deadline <= now:
             expired = schemas.DeadlineExpired(
                 **schemas.envelope(order_id), order_id=order_id, deadline=deadline

@@ -20,6 +20,7 @@ import orjson
 
 from orderflow.db import CONNECTION_ERRORS, DatabaseUnavailable
 from orderflow.errors import OrderflowError
+from orderflow.observability import tracing
 from orderflow.schemas import Message
 
 NOTIFY_CHANNEL = "orderflow_outbox"
@@ -69,7 +70,8 @@ class OutboxMessage:
 
     @classmethod
     def of(cls, record: Message, topic: str, key: str, aggregate_id: str) -> OutboxMessage:
-        return cls(aggregate_id, record.event_id, topic, key, record.dumps())
+        """A row for ``record``; it carries the current trace context, for the relay."""
+        return cls(aggregate_id, record.event_id, topic, key, record.dumps(), tracing.inject())
 
 
 @dataclass(frozen=True, slots=True)

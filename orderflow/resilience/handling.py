@@ -16,8 +16,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.types import EventT, StreamT
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-from orderflow.observability.metrics import DEAD_LETTERED, RETRIED
+from orderflow.observability import tracing
+from orderflow.observability.metrics import (
+    DEAD_LETTERED,
+    EVENTS_PROCESSED,
+    PROCESSING_TIME,
+    RETRIED,
+)
 from orderflow.resilience.dlq import Failure, dead_letter
 from orderflow.resilience.retry import RetryPolicy, is_transient
 from orderflow.schemas import Message
@@ -60,5 +68,42 @@ async def handle_event(
 async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -> None:
     """Run ``handler`` on every message of ``stream``, one at a time, in order."""
     policy = app.settings.retry_policy
+    processed = EVENTS_PROCESSED.labels(name)
+    timing = PROCESSING_TIME.labels(name)
     async for event in stream.events():
-        await handle_event(app, event, handler, name, policy)
+        started = time.perf_counter()
+        if tracing.enabled():
+            await _traced(app, event, handler, name, policy)
+        else:
+            await handle_event(app, event, handler, name, policy)
+        timing.observe(time.perf_counter() - started)
+        processed.inc()
+
+
+async def _traced(
+    app: Any, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
+) -> None:
+    message = event.message
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": message.topic,
+        "messaging.kafka.partition": message.partition,
+        "messaging.kafka.offset": message.offset,
+        "orderflow.handler": name,
+    }
+    if message.key is not None:
+        attributes["orderflow.key"] = bytes(message.key).decode(errors="replace")
+
+    async def traced_handler(record: Message, received: EventT[Any]) -> None:
+        current = trace.get_current_span()
+        current.set_attribute("orderflow.order_id", record.correlation_id)
+        current.set_attribute("orderflow.message", type(record).__name__)
+        await handler(record, received)
+
+    with tracing.span(
+        f"{name} process",
+        kind=SpanKind.CONSUMER,
+        parent=tracing.extract(message.headers),
+        attributes=attributes,
+    ):
+        await handle_event(app, event, traced_handler, name, policy)

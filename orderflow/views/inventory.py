@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
+import orjson
 from faust.web import Request, Response
 
-from orderflow import schemas, tables, topics
+from orderflow import intake, schemas, tables, topics
 from orderflow.app import app
 from orderflow.views.base import ApiView
+from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_DELTA = 1_000_000
-
-
-async def produce(topic: Any, key: str, record: schemas.Message) -> None:
-    """Produce and wait for the broker's acknowledgement before answering the client."""
-    try:
-        pending = await topic.send(key=key, value=record.dumps())
-        await asyncio.wait_for(asyncio.ensure_future(pending), timeout=10)
-    except Exception as error:
-        raise Problem(503, f"the command could not be written to Kafka: {error}") from None
 
 
 @app.page("/api/v1/inventory/{sku}")
@@ -65,10 +55,19 @@ class StockAdjustments(ApiView):
         assert isinstance(delta, int)
         assert isinstance(reason, str)
         adjust = schemas.AdjustStock(**schemas.envelope(sku), sku=sku, delta=delta, reason=reason)
-        await produce(topics.inventory_commands, sku, adjust)
-        return json_response(
+        answer = intake.Answer(
+            202,
+            orjson.dumps({"sku": sku, "delta": delta, "status": "ACCEPTED"}),
+            {"Location": f"/api/v1/inventory/{sku}"},
+        )
+        return await accept_command(
             self,
-            {"sku": sku, "delta": delta, "status": "ACCEPTED"},
-            status=202,
-            Location=f"/api/v1/inventory/{sku}",
+            request,
+            record=adjust,
+            topic=topics.INVENTORY_COMMANDS,
+            key=sku,
+            aggregate_id=f"sku/{sku}",
+            scope="inventory-admin",
+            body=body,
+            answer=answer,
         )

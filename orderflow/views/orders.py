@@ -19,7 +19,8 @@ from orderflow.app import app
 from orderflow.db import DatabaseUnavailable
 from orderflow.domain.orders import InvalidOrder, parse_new_order
 from orderflow.views.base import ApiView
-from orderflow.views.problems import Problem, json_bytes_response, json_response, read_json
+from orderflow.views.commands import accept_command
+from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_WAIT_SECONDS = 30.0
 FINAL_STATUSES = frozenset({"REJECTED", "CANCELLED"})
@@ -73,53 +74,6 @@ def order_document(view: dict[str, Any]) -> dict[str, Any]:
     return {field: view[field] for field in keep}
 
 
-async def accept_command(
-    view: ApiView,
-    request: Request,
-    *,
-    record: schemas.Message,
-    aggregate_id: str,
-    scope: str,
-    body: Any,
-    answer: intake.Answer,
-    row: intake.IntakeRow | None = None,
-) -> Response:
-    """Store ``record`` for the orders.commands topic durably, honouring Idempotency-Key."""
-    settings = app.settings
-    header = request.headers.get("Idempotency-Key")
-    try:
-        key = (
-            intake.IdempotencyKey.of(header, scope, request.method, request.url.path, body)
-            if header is not None
-            else None
-        )
-        stored = await intake.accept(
-            await app.database.pool(),
-            answer=answer,
-            messages=[
-                intake.OutboxMessage.of(
-                    record, settings.topic(topics.ORDERS_COMMANDS), aggregate_id, aggregate_id
-                )
-            ],
-            intake=row,
-            idempotency=key,
-            key_ttl=settings.idempotency_key_ttl,
-            acquire_timeout=settings.database_timeout,
-        )
-    except intake.KeyInFlight as error:
-        raise Problem(409, str(error)) from None
-    except intake.KeyReused as error:
-        raise Problem(422, str(error)) from None
-    except intake.IdempotencyError as error:
-        raise Problem(400, str(error)) from None
-    except DatabaseUnavailable as error:
-        raise Problem(503, f"the command was not accepted: {error}; retry later") from None
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_bytes_response(view, stored.body, stored.status, headers)
-
-
 @app.page("/api/v1/orders")
 class Orders(ApiView):
     async def post(self, request: Request) -> Response:
@@ -150,6 +104,8 @@ class Orders(ApiView):
             self,
             request,
             record=place,
+            topic=topics.ORDERS_COMMANDS,
+            key=order_id,
             aggregate_id=order_id,
             scope=order.customer_id,
             body=body,
@@ -205,6 +161,8 @@ class CancelOrder(ApiView):
                 self,
                 request,
                 record=command,
+                topic=topics.ORDERS_COMMANDS,
+                key=order_id,
                 aggregate_id=order_id,
                 scope=view["customer_id"],
                 body=body,
