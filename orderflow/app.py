@@ -16,7 +16,7 @@ import faust
 
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
-from orderflow.observability import tracing
+from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -93,7 +93,9 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         # A worker must never take a whole partition's backlog into memory at once.
         stream_buffer_maxsize=4096,
         producer_linger=0.005,
-        logging_config=_logging_config(settings.log_level),
+        logging_config=logs.logging_config(
+            settings.log_level, settings.log_format, _CHATTY_LOGGERS
+        ),
     )
     health.install(app)
     http_metrics.install(app)
@@ -105,15 +107,6 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
             "at_least_once with orderflow's idempotent handlers is the supported guarantee"
         )
     return app
-
-
-def _logging_config(level: str) -> dict[str, object]:
-    # "merge" makes mode (Faust's service library) add this to its own configuration.
-    return {
-        "version": 1,
-        "merge": True,
-        "loggers": {name: {"level": level} for name in _CHATTY_LOGGERS},
-    }
 
 
 @cache

@@ -205,6 +205,7 @@ class Settings:
     # How many times a saga asks for a payment the gateway could not take, before rejecting.
     payment_max_attempts: int = 30
     log_level: str = "INFO"
+    log_format: str = "json"
     # Spans as JSON lines, with OTEL_TRACES_EXPORTER=jsonl (OTLP uses the OTEL_* variables).
     trace_file: str = ""
 
@@ -297,6 +298,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "breaker_half_open_trials": _integer(1, 100),
     "payment_max_attempts": _integer(1, 1000),
     "log_level": _log_level,
+    "log_format": _choice("json", "text"),
     "trace_file": lambda raw: raw.strip(),
 }
 

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from orderflow.observability import tracing
+from orderflow.observability.logs import CORRELATION_ID
 from orderflow.observability.metrics import (
     DEAD_LETTERED,
     EVENTS_PROCESSED,
@@ -45,7 +46,11 @@ async def handle_event(
         attempt += 1
         try:
             record = decode(event.value)
-            await handler(record, event)
+            token = CORRELATION_ID.set(record.correlation_id)
+            try:
+                await handler(record, event)
+            finally:
+                CORRELATION_ID.reset(token)
             return
         except asyncio.CancelledError:
             raise
