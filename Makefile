@@ -24,8 +24,8 @@ test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check orderflow tests
-	$(BIN)/ruff format --check orderflow tests
+	$(BIN)/ruff check orderflow tests bench
+	$(BIN)/ruff format --check orderflow tests bench
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
