@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck unit integration e2e infra-up infra-down infra-status clean
+.PHONY: tools install run test lint typecheck unit integration e2e infra-up infra-down infra-status clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,8 +20,11 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/orderflow run
 
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+tools:
+	bash deploy/local/tools.sh
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check orderflow tests bench
