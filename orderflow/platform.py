@@ -159,8 +159,13 @@ def wait_ready(processes: list[ManagedProcess], timeout: float) -> None:
         time.sleep(0.5)
 
 
+MAX_RESTARTS = 5  # within RESTART_WINDOW seconds, before the platform gives up
+RESTART_WINDOW = 120.0
+
+
 def supervise(processes: list[ManagedProcess], echo: Callable[[str], None]) -> int:
-    """Block until SIGINT/SIGTERM or until a process dies; stop them all; return an exit status."""
+    """Restart a process that exits (a worker's watchdog ends it when it is stuck); stop them
+    all on SIGINT/SIGTERM, or if one keeps crashing. Returns an exit status."""
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -169,13 +174,20 @@ def supervise(processes: list[ManagedProcess], echo: Callable[[str], None]) -> i
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    restarts: list[float] = []
     try:
         while not stopping:
             for process in processes:
                 code = process.exited()
-                if code is not None:
-                    echo(f"{process.name} exited with status {code}; see {process.log_path}")
+                if code is None:
+                    continue
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
+                if len(restarts) > MAX_RESTARTS:
+                    echo(f"{process.name} keeps exiting (status {code}); see {process.log_path}")
                     return 1
+                echo(f"{process.name} exited with status {code}; restarting it")
+                process.start()
             time.sleep(0.5)
         echo("stopping the workers (the infrastructure keeps running: orderflow infra down)")
     finally:

@@ -175,6 +175,9 @@ class Settings:
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
     # How long the group waits for a silent worker before moving its partitions elsewhere.
     session_timeout: float = 30.0
+    # A worker whose streams stay suspended this long after a rebalance exits to be restarted
+    # (0 turns the watchdog off); see orderflow.views.health.
+    stall_timeout: float = 90.0
     database_url: str = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow"
     database_pool_size: int = 10
     # Seconds to wait for a connection or a query before answering 503.
@@ -278,6 +281,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
         _choice(*(g.value for g in ProcessingGuarantee))(raw)
     ),
     "session_timeout": _seconds(6, 300),
+    "stall_timeout": lambda raw: 0.0 if raw.strip() in ("0", "0.0") else _seconds(10, 3600)(raw),
     "database_url": _url("postgresql", "postgres"),
     "database_pool_size": _integer(1, 500),
     "database_timeout": _seconds(0.1, 300),

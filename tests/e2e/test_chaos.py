@@ -26,7 +26,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.e2e.test_table_recovery import EXACTLY_ONCE_LOSES_UPDATES
-from tests.support.workers import PaymentSimulator, WorkerProcess, free_port
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
 
 PARTITIONS = 6
 WORKERS = 3
@@ -57,31 +57,19 @@ def cluster(
     guarantee: str = request.param
     name = f"{run_id}-chaos-{guarantee.replace('_', '-')}"
     with PaymentSimulator(tmp_path / "sim.log") as simulator:
-        base = {
-            "ORDERFLOW_APP_ID": name,
-            "ORDERFLOW_TOPIC_PREFIX": f"{name}.",
-            "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
-            "ORDERFLOW_DATABASE_URL": database_url,
-            "ORDERFLOW_TOPIC_PARTITIONS": str(PARTITIONS),
-            "ORDERFLOW_PROCESSING_GUARANTEE": guarantee,
-            "ORDERFLOW_SESSION_TIMEOUT": "6",
-            "ORDERFLOW_PAYMENT_GATEWAY_URL": simulator.url,
-            # Sagas must outlive the fail-overs: this test is about losing nothing.
-            "ORDERFLOW_SAGA_STEP_TIMEOUT": "300",
-        }
-        workers = [
-            WorkerProcess(
-                "orderflow.app",
-                {
-                    **base,
-                    "ORDERFLOW_WEB_PORT": str(free_port()),
-                    "ORDERFLOW_DATA_DIR": str(tmp_path / f"worker-{i}"),
-                },
-                tmp_path / f"worker-{i}.log",
-                name=f"worker-{i}",
-            )
-            for i in range(WORKERS)
-        ]
+        # Sagas must outlive the fail-overs: this test is about losing nothing.
+        workers = platform_workers(
+            WORKERS,
+            tmp_path,
+            name=name,
+            kafka=kafka_bootstrap,
+            partitions=PARTITIONS,
+            database_url=database_url,
+            gateway=simulator.url,
+            processing_guarantee=guarantee,
+            session_timeout="6",
+            saga_step_timeout="300",
+        )
         for worker in workers:
             worker.start()
         try:
@@ -224,6 +212,8 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
             )  # fmt: skip
             assert status == 202
 
+        supervision = asyncio.Event()
+        supervisor = asyncio.create_task(supervise(cluster.workers, supervision))
         stop = asyncio.Event()
         load = asyncio.create_task(order_load(session, cluster, stop, placed))
         monkey = asyncio.create_task(chaos_monkey(cluster, stop, kills))
@@ -233,9 +223,10 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
         chaos_over = time.monotonic()
 
         for worker in cluster.workers:
-            if not alive(worker):
-                worker.start()
-        for worker in cluster.workers:
+            for _ in range(300):  # the supervisor restarts it if it is down
+                if alive(worker):
+                    break
+                await asyncio.sleep(0.2)
             await asyncio.to_thread(worker.wait_ready, 180)
         await cancel_some(session, cluster, placed)
 
@@ -245,15 +236,20 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
             deadline = time.monotonic() + 180
             done = {"CANCELLED"} if order["kind"] == "cancel" else {"CONFIRMED", "REJECTED"}
             while True:
-                status, view = await call(
-                    session, "GET", f"{worker.url}/api/v1/orders/{order_id}?wait=30"
-                )
+                try:
+                    status, view = await call(
+                        session, "GET", f"{worker.url}/api/v1/orders/{order_id}?wait=30"
+                    )
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    status, view = 0, {"error": str(error)}  # restarting: try again
                 if status == 200 and view["status"] in done:
                     break
                 await asyncio.sleep(0.1)
                 assert time.monotonic() < deadline, f"{order_id} never reached an outcome: {view}"
             final[order_id] = view
         recovered = time.monotonic() - chaos_over
+        supervision.set()
+        watchdog_restarts = await supervisor
 
         # Outcomes: declined cards are rejected, the rest confirmed or (if asked) cancelled.
         for order_id, order in placed.items():
@@ -330,6 +326,7 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
         "rejected": sum(1 for v in final.values() if v["status"] == "REJECTED"),
         "cancelled": sum(1 for v in final.values() if v["status"] == "CANCELLED"),
         "kills": len(kills),
+        "restarts_after_a_stall": watchdog_restarts,
         "rebalances_seen_by_workers": rebalances,
         "seconds_from_last_kill_to_all_outcomes": round(recovered, 1),
     }

@@ -27,7 +27,13 @@ from aiokafka import AIOKafkaProducer
 
 from orderflow import schemas
 from tests.support.proxy import TcpRelay
-from tests.support.workers import REPO, PaymentSimulator, WorkerProcess, free_port
+from tests.support.workers import (
+    REPO,
+    PaymentSimulator,
+    WorkerProcess,
+    free_port,
+    platform_workers,
+)
 
 SKU = "SKU-FAIL"
 
@@ -50,25 +56,20 @@ async def platform(
     with PaymentSimulator(tmp_path / "sim.log") as simulator:
         relay = TcpRelay("127.0.0.1", simulator.port, free_port())
         await relay.start()
-        worker = WorkerProcess(
-            "orderflow.app",
-            {
-                "ORDERFLOW_APP_ID": name,
-                "ORDERFLOW_TOPIC_PREFIX": f"{name}.",
-                "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
-                "ORDERFLOW_DATABASE_URL": database_url,
-                "ORDERFLOW_TOPIC_PARTITIONS": "2",
-                "ORDERFLOW_WEB_PORT": str(free_port()),
-                "ORDERFLOW_DATA_DIR": str(tmp_path / "data"),
-                "ORDERFLOW_PAYMENT_GATEWAY_URL": relay.url,
-                "ORDERFLOW_PAYMENT_TIMEOUT": "1",
-                "ORDERFLOW_SAGA_STEP_TIMEOUT": "60",
-                "ORDERFLOW_RETRY_MAX_ATTEMPTS": "3",
-                "ORDERFLOW_RETRY_BASE_DELAY": "0.05",
-                "ORDERFLOW_BREAKER_FAILURE_THRESHOLD": "3",
-                "ORDERFLOW_BREAKER_OPEN_SECONDS": "2",
-            },
-            tmp_path / "worker.log",
+        [worker] = platform_workers(
+            1,
+            tmp_path,
+            name=name,
+            kafka=kafka_bootstrap,
+            partitions=2,
+            database_url=database_url,
+            gateway=relay.url,
+            payment_timeout="1",
+            saga_step_timeout="60",
+            retry_max_attempts="3",
+            retry_base_delay="0.05",
+            breaker_failure_threshold="3",
+            breaker_open_seconds="2",
         )
         worker.start()
         try:

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orderflow.observability.tracing import dump
-from tests.support.workers import PaymentSimulator, WorkerProcess, free_port
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
 
 SKU = "SKU-OBS"
 
@@ -30,26 +30,18 @@ async def workers(
 ) -> AsyncIterator[list[WorkerProcess]]:
     name = f"{run_id}-obs"
     with PaymentSimulator(tmp_path / "sim.log") as simulator:
-        processes = [
-            WorkerProcess(
-                "orderflow.app",
-                {
-                    "ORDERFLOW_APP_ID": name,
-                    "ORDERFLOW_TOPIC_PREFIX": f"{name}.",
-                    "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
-                    "ORDERFLOW_DATABASE_URL": database_url,
-                    "ORDERFLOW_TOPIC_PARTITIONS": "4",
-                    "ORDERFLOW_WEB_PORT": str(free_port()),
-                    "ORDERFLOW_DATA_DIR": str(tmp_path / f"data-{i}"),
-                    "ORDERFLOW_PAYMENT_GATEWAY_URL": simulator.url,
-                    "OTEL_TRACES_EXPORTER": "jsonl",
-                    "ORDERFLOW_TRACE_FILE": str(tmp_path / f"spans-{i}.jsonl"),
-                },
-                tmp_path / f"worker-{i}.log",
-                name=f"worker-{i}",
-            )
-            for i in range(2)
-        ]
+        processes = platform_workers(
+            2,
+            tmp_path,
+            name=name,
+            kafka=kafka_bootstrap,
+            partitions=4,
+            database_url=database_url,
+            gateway=simulator.url,
+            trace_file=str(tmp_path / "spans.jsonl"),  # both workers append whole lines
+        )
+        for process in processes:
+            process.env["OTEL_TRACES_EXPORTER"] = "jsonl"
         for process in processes:
             process.start()
         try:
@@ -143,7 +135,7 @@ async def test_counters_match_what_happened_and_one_order_is_one_trace(
     assert scrape_total(texts, "orderflow_events_processed_total", handler="saga") > 0
 
     # Traces: every span of the first confirmed order's trace, from both workers' files.
-    spans = [s for i in range(2) for s in dump(str(tmp_path / f"spans-{i}.jsonl"))]
+    spans = dump(str(tmp_path / "spans.jsonl"))
     by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for span in spans:
         by_trace[span["context"]["trace_id"]].append(span)

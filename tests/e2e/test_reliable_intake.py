@@ -27,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.conftest import INFRA, fresh_database
-from tests.support.workers import PaymentSimulator, WorkerProcess, free_port
+from tests.support.workers import PaymentSimulator, WorkerProcess, free_port, platform_workers
 
 SKU = "SKU-OUTBOX"
 
@@ -64,20 +64,15 @@ def platform(
             fresh_database(postgres, f"orderflow_{run_id}_intake") as database_url,
             PaymentSimulator(tmp / "sim.log") as simulator,
         ):
-            worker = WorkerProcess(
-                "orderflow.app",
-                {
-                    "ORDERFLOW_APP_ID": f"{run_id}-intake",
-                    "ORDERFLOW_TOPIC_PREFIX": f"{run_id}.intake.",
-                    "ORDERFLOW_BROKER_URL": f"kafka://{kafka.bootstrap}",
-                    "ORDERFLOW_DATABASE_URL": database_url,
-                    "ORDERFLOW_TOPIC_PARTITIONS": "2",
-                    "ORDERFLOW_WEB_PORT": str(free_port()),
-                    "ORDERFLOW_DATA_DIR": str(tmp / "data"),
-                    "ORDERFLOW_PAYMENT_GATEWAY_URL": simulator.url,
-                    "ORDERFLOW_SAGA_STEP_TIMEOUT": "300",
-                },
-                tmp / "worker.log",
+            [worker] = platform_workers(
+                1,
+                tmp,
+                name=f"{run_id}-intake",
+                kafka=kafka.bootstrap,
+                partitions=2,
+                database_url=database_url,
+                gateway=simulator.url,
+                saga_step_timeout="300",
             )
             worker.start()
             try:
@@ -87,7 +82,7 @@ def platform(
                     "worker": worker,
                     "api": f"{worker.url}/api/v1",
                     "database_url": database_url,
-                    "prefix": f"{run_id}.intake.",
+                    "prefix": f"{run_id}-intake.",
                 }
             finally:
                 worker.stop()

@@ -9,11 +9,7 @@ conserved per sku, the read models agree with the sagas, and any worker answers 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.workers import REPO, WorkerProcess, free_port, http_get
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
 
 PARTITIONS = 4
 NORMAL_SKUS = [f"SKU-{c}" for c in "ABCDEF"]
@@ -45,38 +41,10 @@ class PlacedOrder:
 
 @pytest.fixture
 def payment_simulator(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "payment-sim.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orderflow.payments.cli",
-            "--port",
-            str(port),
-            "--decline-over",
-            str(GATEWAY_LIMIT),
-        ],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if http_get(f"{url}/healthz", timeout=1)[0] == 200:
-                break
-        except OSError:
-            pass
-        assert process.poll() is None, "the payment simulator exited"
-        assert time.monotonic() < deadline, "the payment simulator did not start"
-        time.sleep(0.1)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    with PaymentSimulator(
+        tmp_path / "payment-sim.log", "--decline-over", str(GATEWAY_LIMIT)
+    ) as sim:
+        yield sim.url
 
 
 @pytest.fixture
@@ -87,32 +55,20 @@ def workers(
     tmp_path: Path,
     payment_simulator: str,
 ) -> Iterator[list[WorkerProcess]]:
-    base = {
-        "ORDERFLOW_APP_ID": f"{run_id}-saga",
-        "ORDERFLOW_TOPIC_PREFIX": f"{run_id}.saga.",
-        "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
-        "ORDERFLOW_DATABASE_URL": database_url,
-        "ORDERFLOW_TOPIC_PARTITIONS": str(PARTITIONS),
-        "ORDERFLOW_SESSION_TIMEOUT": "6",
-        "ORDERFLOW_PAYMENT_GATEWAY_URL": payment_simulator,
-        "ORDERFLOW_PAYMENT_TIMEOUT": "0.5",
-        # Long enough that the fail-over of a killed worker never times a saga out: time-outs
-        # have their own tests; this one checks that nothing is lost.
-        "ORDERFLOW_SAGA_STEP_TIMEOUT": "120",
-    }
-    processes = [
-        WorkerProcess(
-            "orderflow.app",
-            {
-                **base,
-                "ORDERFLOW_WEB_PORT": str(free_port()),
-                "ORDERFLOW_DATA_DIR": str(tmp_path / f"worker-{i}"),
-            },
-            tmp_path / f"worker-{i}.log",
-            name=f"worker-{i}",
-        )
-        for i in range(2)
-    ]
+    # Sagas outlive the fail-over of a killed worker (120 s): time-outs have their own tests;
+    # this one checks that nothing is lost.
+    processes = platform_workers(
+        2,
+        tmp_path,
+        name=f"{run_id}-saga",
+        kafka=kafka_bootstrap,
+        partitions=PARTITIONS,
+        database_url=database_url,
+        gateway=payment_simulator,
+        session_timeout="6",
+        payment_timeout="0.5",
+        saga_step_timeout="120",
+    )
     for process in processes:
         process.start()
     try:
@@ -203,127 +159,145 @@ async def test_orders_reach_their_outcome_through_a_worker_crash(
 ) -> None:
     first, second = workers
     rng = random.Random(7)
-    for sku in NORMAL_SKUS:
-        await adjust(session, first, sku, NORMAL_STOCK)
-    await adjust(session, second, SCARCE_SKU, SCARCE_STOCK)
-    for sku in NORMAL_SKUS:
-        await wait_for_stock(session, second, sku, NORMAL_STOCK)
-    await wait_for_stock(session, first, SCARCE_SKU, SCARCE_STOCK)
+    # As Kubernetes would: a worker that exits (its stall watchdog) is started again.
+    supervision = asyncio.Event()
+    supervisor = asyncio.create_task(supervise(workers, supervision, grace=10))
+    try:
+        for sku in NORMAL_SKUS:
+            await adjust(session, first, sku, NORMAL_STOCK)
+        await adjust(session, second, SCARCE_SKU, SCARCE_STOCK)
+        for sku in NORMAL_SKUS:
+            await wait_for_stock(session, second, sku, NORMAL_STOCK)
+        await wait_for_stock(session, first, SCARCE_SKU, SCARCE_STOCK)
 
-    kinds = (
-        ["normal"] * 200
-        + ["scarce"] * 12
-        + ["decline"] * 20
-        + ["over_limit"] * 10
-        + ["timeout"] * 10
-        + ["cancel"] * 30
-    )
-    rng.shuffle(kinds)
-    orders: list[PlacedOrder] = []
-    live = [first, second]
-    cancellations: list[asyncio.Task[None]] = []
-    kill_at, restart_at = len(kinds) // 3, len(kinds) // 2
-
-    for index, kind in enumerate(kinds):
-        if index == kill_at:
-            second.kill9()
-            live = [first]
-        if index == restart_at:
-            second.start()
-        if index > restart_at and second not in live and await is_ready(session, second):
-            live = [first, second]
-        worker = live[index % len(live)]
-        customer_id = f"customer-{index % 25}"
-        body = order_body(kind, customer_id, rng)
-        status, answer = await post_json(session, f"{worker.url}/api/v1/orders", body)
-        assert status == 202, answer
-        assert answer["status"] == "PENDING"
-        order = PlacedOrder(answer["order_id"], customer_id, kind, body["lines"])
-        orders.append(order)
-        if kind == "cancel":
-            cancellations.append(asyncio.create_task(cancel_soon(session, live, order)))
-    await asyncio.gather(*cancellations)
-    await asyncio.to_thread(second.wait_ready)
-
-    # Every order reaches an outcome; read it through alternating workers.
-    for index, order in enumerate(orders):
-        worker = workers[index % 2]
-        status, view = await get_json(
-            session, f"{worker.url}/api/v1/orders/{order.order_id}?wait=30"
+        kinds = (
+            ["normal"] * 200
+            + ["scarce"] * 12
+            + ["decline"] * 20
+            + ["over_limit"] * 10
+            + ["timeout"] * 10
+            + ["cancel"] * 30
         )
-        assert status == 200, view
-        assert view["status"] != "PENDING", f"{order.kind} order still pending: {view}"
-        order.final = view
+        rng.shuffle(kinds)
+        orders: list[PlacedOrder] = []
+        live = [first, second]
+        cancellations: list[asyncio.Task[None]] = []
+        kill_at, restart_at = len(kinds) // 3, len(kinds) // 2
 
-    outcomes = Counter((o.kind, o.final["status"], o.final["reason"]) for o in orders)
-    for order in orders:
-        status, reason = order.final["status"], order.final["reason"]
-        match order.kind:
-            case "normal":
-                assert status == "CONFIRMED", order.final
-            case "cancel":
-                assert status == "CANCELLED", order.final
-            case "decline" | "over_limit" | "timeout":
-                assert (status, reason) == ("REJECTED", "payment_declined"), order.final
-            case "scarce":
-                assert (status, reason) in {("CONFIRMED", None), ("REJECTED", "out_of_stock")}
-    scarce_confirmed = sum(
-        1 for o in orders if o.kind == "scarce" and o.final["status"] == "CONFIRMED"
-    )
-    assert scarce_confirmed == SCARCE_STOCK // 2, outcomes
-    detail = next(
-        o.final["detail"] for o in orders if o.kind == "scarce" and o.final["status"] == "REJECTED"
-    )
-    assert detail.startswith(f"{SCARCE_SKU}: requested 2, available ")
+        for index, kind in enumerate(kinds):
+            if index == kill_at:
+                second.kill9()
+                live = [first]
+            if index == restart_at and (
+                second.process is None or second.process.poll() is not None
+            ):
+                second.start()
+            if index > restart_at and second not in live and await is_ready(session, second):
+                live = [first, second]
+            worker = live[index % len(live)]
+            customer_id = f"customer-{index % 25}"
+            body = order_body(kind, customer_id, rng)
+            status, answer = await post_json(session, f"{worker.url}/api/v1/orders", body)
+            assert status == 202, answer
+            assert answer["status"] == "PENDING"
+            order = PlacedOrder(answer["order_id"], customer_id, kind, body["lines"])
+            orders.append(order)
+            if kind == "cancel":
+                cancellations.append(asyncio.create_task(cancel_soon(session, live, order)))
+        await asyncio.gather(*cancellations)
+        await asyncio.to_thread(second.wait_ready)
 
-    # Stock is conserved: what confirmed orders hold is reserved, everything else is on hand.
-    held: dict[str, int] = defaultdict(int)
-    for order in orders:
-        if order.final["status"] == "CONFIRMED":
-            for line in order.lines:
-                held[line["sku"]] += line["quantity"]
-    for sku, seeded in [*((s, NORMAL_STOCK) for s in NORMAL_SKUS), (SCARCE_SKU, SCARCE_STOCK)]:
-        for worker in workers:
-            status, level = await get_json(session, f"{worker.url}/api/v1/inventory/{sku}")
+        # Every order reaches an outcome; read it through alternating workers.
+        for index, order in enumerate(orders):
+            worker = workers[index % 2]
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    status, view = await get_json(
+                        session, f"{worker.url}/api/v1/orders/{order.order_id}?wait=30"
+                    )
+                except aiohttp.ClientError as error:  # a worker being restarted
+                    status, view = 0, {"error": str(error)}
+                if status == 200 and view["status"] != "PENDING":
+                    break
+                assert time.monotonic() < deadline, f"{order.kind} order still pending: {view}"
+                await asyncio.sleep(0.2)
+            order.final = view
+
+        outcomes = Counter((o.kind, o.final["status"], o.final["reason"]) for o in orders)
+        for order in orders:
+            status, reason = order.final["status"], order.final["reason"]
+            match order.kind:
+                case "normal":
+                    assert status == "CONFIRMED", order.final
+                case "cancel":
+                    assert status == "CANCELLED", order.final
+                case "decline" | "over_limit" | "timeout":
+                    assert (status, reason) == ("REJECTED", "payment_declined"), order.final
+                case "scarce":
+                    assert (status, reason) in {("CONFIRMED", None), ("REJECTED", "out_of_stock")}
+        scarce_confirmed = sum(
+            1 for o in orders if o.kind == "scarce" and o.final["status"] == "CONFIRMED"
+        )
+        assert scarce_confirmed == SCARCE_STOCK // 2, outcomes
+        detail = next(
+            o.final["detail"]
+            for o in orders
+            if o.kind == "scarce" and o.final["status"] == "REJECTED"
+        )
+        assert detail.startswith(f"{SCARCE_SKU}: requested 2, available ")
+
+        # Stock is conserved: what confirmed orders hold is reserved, everything else is on hand.
+        held: dict[str, int] = defaultdict(int)
+        for order in orders:
+            if order.final["status"] == "CONFIRMED":
+                for line in order.lines:
+                    held[line["sku"]] += line["quantity"]
+        for sku, seeded in [*((s, NORMAL_STOCK) for s in NORMAL_SKUS), (SCARCE_SKU, SCARCE_STOCK)]:
+            for worker in workers:
+                status, level = await get_json(session, f"{worker.url}/api/v1/inventory/{sku}")
+                assert status == 200
+                assert level["reserved"] == held[sku], (sku, level, held[sku])
+                assert level["on_hand"] + level["reserved"] == seeded, (sku, level)
+
+        # Any worker answers for any order, and both give the same document; the saga agrees.
+        for order in orders:
+            views = [
+                await get_json(session, f"{w.url}/api/v1/orders/{order.order_id}") for w in workers
+            ]
+            assert views[0] == views[1] == (200, order.final)
+            status, saga = await get_json(session, f"{first.url}/api/v1/sagas/{order.order_id}")
             assert status == 200
-            assert level["reserved"] == held[sku], (sku, level, held[sku])
-            assert level["on_hand"] + level["reserved"] == seeded, (sku, level)
+            assert saga["order_status"] == order.final["status"]
+            assert "payment_token" not in saga
 
-    # Any worker answers for any order, and both give the same document; the saga agrees.
-    for order in orders:
-        views = [
-            await get_json(session, f"{w.url}/api/v1/orders/{order.order_id}") for w in workers
-        ]
-        assert views[0] == views[1] == (200, order.final)
-        status, saga = await get_json(session, f"{first.url}/api/v1/sagas/{order.order_id}")
-        assert status == 200
-        assert saga["order_status"] == order.final["status"]
-        assert "payment_token" not in saga
+        # The customers' lists match the orders.
+        by_customer: dict[str, dict[str, str]] = defaultdict(dict)
+        for order in orders:
+            by_customer[order.customer_id][order.order_id] = order.final["status"]
+        for customer_id, expected in by_customer.items():
+            status, listing = await get_json(
+                session, f"{second.url}/api/v1/customers/{customer_id}/orders"
+            )
+            assert status == 200
+            assert {o["order_id"]: o["status"] for o in listing["orders"]} == expected
 
-    # The customers' lists match the orders.
-    by_customer: dict[str, dict[str, str]] = defaultdict(dict)
-    for order in orders:
-        by_customer[order.customer_id][order.order_id] = order.final["status"]
-    for customer_id, expected in by_customer.items():
-        status, listing = await get_json(
-            session, f"{second.url}/api/v1/customers/{customer_id}/orders"
-        )
-        assert status == 200
-        assert {o["order_id"]: o["status"] for o in listing["orders"]} == expected
-
-    # The gateway authorized each order at most once; what is not confirmed is not charged.
-    for order in orders:
-        status, record = await get_json(
-            session, f"{payment_simulator}/v1/orders/{order.order_id}/authorizations"
-        )
-        assert status == 200
-        payments = record["authorizations"]
-        assert len(payments) <= 1, payments
-        if order.final["status"] == "CONFIRMED":
-            assert [p["status"] for p in payments] == ["authorized"]
-            assert payments[0]["payment_id"] == order.final["payment_id"]
-        else:
-            assert all(p["status"] == "voided" for p in payments), (order.final, payments)
+        # The gateway authorized each order at most once; what is not confirmed is not charged.
+        for order in orders:
+            status, record = await get_json(
+                session, f"{payment_simulator}/v1/orders/{order.order_id}/authorizations"
+            )
+            assert status == 200
+            payments = record["authorizations"]
+            assert len(payments) <= 1, payments
+            if order.final["status"] == "CONFIRMED":
+                assert [p["status"] for p in payments] == ["authorized"]
+                assert payments[0]["payment_id"] == order.final["payment_id"]
+            else:
+                assert all(p["status"] == "voided" for p in payments), (order.final, payments)
+    finally:
+        supervision.set()
+        await supervisor
 
 
 async def is_ready(session: aiohttp.ClientSession, worker: WorkerProcess) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -142,3 +144,61 @@ class PaymentSimulator:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
+
+
+def platform_workers(
+    count: int,
+    directory: Path,
+    *,
+    name: str,
+    kafka: str,
+    partitions: int,
+    database_url: str | None = None,
+    gateway: str | None = None,
+    **settings: str,
+) -> list[WorkerProcess]:
+    """``count`` workers of one orderflow deployment called ``name`` (its app id and topic
+    prefix), each with its own web port, data directory and log in ``directory``; other
+    ORDERFLOW_* settings are given by their lower-case names (``saga_step_timeout="60"``)."""
+    base = {
+        "ORDERFLOW_APP_ID": name,
+        "ORDERFLOW_TOPIC_PREFIX": f"{name}.",
+        "ORDERFLOW_BROKER_URL": f"kafka://{kafka}",
+        "ORDERFLOW_TOPIC_PARTITIONS": str(partitions),
+        **({"ORDERFLOW_DATABASE_URL": database_url} if database_url else {}),
+        **({"ORDERFLOW_PAYMENT_GATEWAY_URL": gateway} if gateway else {}),
+        **{f"ORDERFLOW_{key.upper()}": value for key, value in settings.items()},
+    }
+    return [
+        WorkerProcess(
+            "orderflow.app",
+            {
+                **base,
+                "ORDERFLOW_WEB_PORT": str(free_port()),
+                "ORDERFLOW_DATA_DIR": str(directory / f"worker-{index}"),
+            },
+            directory / f"worker-{index}.log",
+            name=f"worker-{index}",
+        )
+        for index in range(count)
+    ]
+
+
+async def supervise(workers: list[WorkerProcess], stop: asyncio.Event, grace: float = 3.0) -> int:
+    """Restart workers that exited (as Kubernetes would), ``grace`` seconds after they died
+    unless something else restarted them first; returns how many restarts it made."""
+    dead_since: dict[str, float] = {}
+    restarts = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        for worker in workers:
+            if worker.process is not None and worker.process.poll() is None:
+                dead_since.pop(worker.name, None)
+                continue
+            if now - dead_since.setdefault(worker.name, now) >= grace:
+                worker.start()
+                dead_since.pop(worker.name, None)
+                restarts += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+    return restarts
