@@ -4,13 +4,14 @@
 recovered its tables from their changelogs and resumed its streams, so that a load balancer (or
 a Kubernetes readiness probe) sends no query to a worker whose tables are still stale.
 
-Faust can stay stuck after a rebalance: its recovery waits for the consumer thread to seek
-to the committed offsets while that thread waits for the next rebalance, and the worker
-consumes nothing until another rebalance happens (seen under the chaos test). The watchdog
-ends such a worker: when one consumer generation has kept the streams suspended, outside of
-table recovery, for ``stall_timeout`` seconds, it logs why and exits with status 70, and the
-supervisor (Kubernetes, ``orderflow run``) starts it again. Crashing is safe: every handler
-is idempotent and nothing is committed that was not processed.
+Faust can stay stuck after a rebalance: its recovery may wait for the consumer thread to seek
+to the committed offsets while that thread waits for the next rebalance, or a partition it
+owns may simply not be consumed, until another rebalance happens (both seen under the e2e
+tests in CI). The watchdog ends such a worker, and the supervisor (Kubernetes, ``orderflow
+run``) starts it again, when within one consumer generation either the streams stay suspended
+outside table recovery, or an owned partition has messages waiting while its committed offset
+does not move, for ``stall_timeout`` seconds. Crashing is safe: every handler is idempotent
+and nothing is committed that was not processed.
 """
 
 from __future__ import annotations
@@ -70,30 +71,67 @@ class StallWatchdog:
         self.app = app
         self.timeout = timeout
         self.clock = clock
-        self._stalled: tuple[int, float] | None = None  # (generation, since)
+        self._suspended: tuple[int, float] | None = None  # (generation, since)
+        # partition -> (generation, committed offset, since when it has not moved)
+        self._idle: dict[Any, tuple[int, int | None, float]] = {}
+        # Under exactly_once a transaction marker ends each partition, so an idle partition's
+        # committed offset stays one below its end: offsets say nothing there.
+        settings = getattr(app, "settings", None)
+        self.watch_offsets = getattr(settings, "processing_guarantee", "") != "exactly_once"
 
-    def stalled_for(self) -> float:
-        """Seconds the current generation has been stalled (0 when it is not)."""
+    def suspended_for(self) -> float:
+        """Seconds the current generation has kept the streams suspended (0 when it has not)."""
         app = self.app
         suspended = bool(app.rebalancing) or not app.flow_control.is_active()
         if not suspended or app.in_recovery or not app.consumer.assignment():
-            self._stalled = None
+            self._suspended = None
             return 0.0
         generation = app.consumer_generation_id
-        if self._stalled is None or self._stalled[0] != generation:
-            self._stalled = (generation, self.clock())
-        return self.clock() - self._stalled[1]
+        if self._suspended is None or self._suspended[0] != generation:
+            self._suspended = (generation, self.clock())
+        return self.clock() - self._suspended[1]
+
+    def stuck_partitions(self) -> dict[Any, float]:
+        """Owned partitions with messages waiting whose committed offset has not moved, and
+        for how many seconds (within the current generation)."""
+        app = self.app
+        if app.rebalancing or app.in_recovery or not self.watch_offsets:
+            self._idle.clear()
+            return {}
+        consumer: Any = app.consumer
+        committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        generation = app.consumer_generation_id
+        now = self.clock()
+        stuck = {}
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog"):
+                continue
+            offset = committed.get(tp)
+            waiting = consumer.highwater(tp) > (offset or 0)
+            previous = self._idle.get(tp)
+            if not waiting or previous is None or previous[:2] != (generation, offset):
+                self._idle[tp] = (generation, offset, now)
+                continue
+            stuck[tp] = now - previous[2]
+        return stuck
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(min(5.0, self.timeout / 4))
-            stalled = self.stalled_for()
-            if stalled >= self.timeout:
+            reason = ""
+            suspended = self.suspended_for()
+            if suspended >= self.timeout:
+                reason = f"its streams have been suspended for {suspended:.0f}s"
+            stuck = {tp: s for tp, s in self.stuck_partitions().items() if s >= self.timeout}
+            if stuck:
+                reason = (
+                    f"partitions {sorted(map(str, stuck))} have not advanced with messages waiting"
+                )
+            if reason:
                 log.critical(
-                    "worker stalled: consumer generation %s has kept its streams suspended "
-                    "for %.0fs outside table recovery; exiting so that it is restarted",
+                    "worker stalled in consumer generation %s: %s; exiting to be restarted",
                     self.app.consumer_generation_id,
-                    stalled,
+                    reason,
                 )
                 logging.shutdown()
                 os._exit(70)

@@ -125,7 +125,7 @@ async def adjust(session: aiohttp.ClientSession, worker: WorkerProcess, sku: str
 async def wait_for_stock(
     session: aiohttp.ClientSession, worker: WorkerProcess, sku: str, on_hand: int
 ) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         status, body = await get_json(session, f"{worker.url}/api/v1/inventory/{sku}")
         if status == 200 and body["on_hand"] == on_hand:
@@ -138,7 +138,7 @@ async def cancel_soon(
     session: aiohttp.ClientSession, live: list[WorkerProcess], order: PlacedOrder
 ) -> None:
     """Cancel as soon as the order is known to the read side (retrying a 404 until then)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         worker = live[0]
         try:

@@ -161,6 +161,8 @@ def platform_workers(
     prefix), each with its own web port, data directory and log in ``directory``; other
     ORDERFLOW_* settings are given by their lower-case names (``saga_step_timeout="60"``)."""
     base = {
+        # A stalled worker (see orderflow.views.health) is ended sooner than in production.
+        "ORDERFLOW_STALL_TIMEOUT": "30",
         "ORDERFLOW_APP_ID": name,
         "ORDERFLOW_TOPIC_PREFIX": f"{name}.",
         "ORDERFLOW_BROKER_URL": f"kafka://{kafka}",
