@@ -12,21 +12,14 @@ from typing import NoReturn
 import click
 
 from orderflow import platform
+from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.payments.cli import payment_sim
 from orderflow.resilience.cli import dlq_group
 from orderflow.schemas.cli import schemas_group
-from orderflow.settings import Settings, SettingsError
 from orderflow.tables_cli import tables
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def deploy_dir() -> Path:
@@ -103,7 +96,7 @@ def infra_status(only: str) -> None:
 @main.command()
 def settings() -> None:
     """Validate the ORDERFLOW_* environment and print the effective settings."""
-    for name, value in sorted(_settings().as_env().items()):
+    for name, value in sorted(settings_or_exit().as_env().items()):
         click.echo(f"{name}={value}")
 
 
@@ -119,7 +112,7 @@ def settings() -> None:
 )
 def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     """Start the platform here: infrastructure, workers and web views. Ctrl-C stops it."""
-    settings = _settings()
+    settings = settings_or_exit()
     if not no_infra and run_infra("up") != 0:
         raise click.ClickException("the local infrastructure did not start (see above)")
     try:
@@ -169,7 +162,7 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> NoReturn:
     """Run a Faust worker of the platform (extra options go to `faust worker`)."""
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 import click
 import orjson
 
-from orderflow.settings import Settings, SettingsError
+from orderflow.cli_settings import settings_or_exit
 
 # A scan waits up to 10 s for each worker before it answers without it.
 REQUEST_TIMEOUT = 30.0
@@ -30,11 +30,7 @@ class ApiError(click.ClickException):
 
 
 def _default_url() -> str:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
-    return f"http://127.0.0.1:{settings.web_port}"
+    return f"http://127.0.0.1:{settings_or_exit().web_port}"
 
 
 def _common_options(command: F) -> F:

@@ -8,16 +8,10 @@ import asyncpg
 import click
 import orjson
 
+from orderflow.cli_settings import settings_or_exit
 from orderflow.db import CONNECTION_ERRORS, Database
 from orderflow.db.migrate import migrate
-from orderflow.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+from orderflow.settings import Settings
 
 
 async def apply_migrations(settings: Settings) -> list[str]:
@@ -37,7 +31,7 @@ def db() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply the pending schema migrations (safe to run from several processes at once)."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         applied = asyncio.run(apply_migrations(settings))
     except CONNECTION_ERRORS as error:
@@ -56,7 +50,7 @@ def outbox_status(as_json: bool) -> None:
     """Rows waiting to be published and the age of the oldest (the relay's lag)."""
     from orderflow.sinks.outbox_relay import outbox_lag
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def read() -> dict[str, float]:
         database = Database(settings)
@@ -82,7 +76,7 @@ def outbox_retry_failed() -> None:
     """Put the rows set aside (their topic did not exist) back in line for the relays."""
     from orderflow.sinks.outbox_relay import retry_failed
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def retry() -> int:
         database = Database(settings)

@@ -9,16 +9,9 @@ from typing import Any
 import click
 import orjson
 
+from orderflow.cli_settings import settings_or_exit
 from orderflow.resilience import dlq
 from orderflow.resilience.dlq_store import DeadLetter, Selection, dead_letter_topics, read, replay
-from orderflow.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _selection(
@@ -69,7 +62,7 @@ def dlq_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def dlq_list(as_json: bool) -> None:
     """Every dead-letter topic of this deployment and how many records it holds."""
-    settings = _settings()
+    settings = settings_or_exit()
     topics = asyncio.run(dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix))
     if as_json:
         _print(topics)
@@ -93,7 +86,7 @@ def dlq_show(
     as_json: bool,
 ) -> None:
     """The records of a dead-letter topic with the story of each failure."""
-    settings = _settings()
+    settings = settings_or_exit()
     selection = _selection(error_type, key, _aware(since), _aware(until))
     try:
         letters = asyncio.run(read(settings.bootstrap_servers, topic, selection, limit))
@@ -120,7 +113,7 @@ def dlq_replay(
     as_json: bool,
 ) -> None:
     """Send matching records back to their origin topic (safe to run twice)."""
-    settings = _settings()
+    settings = settings_or_exit()
     selection = _selection(error_type, key, _aware(since), _aware(until))
     try:
         letters = asyncio.run(replay(settings.bootstrap_servers, topic, selection, dry_run=dry_run))
