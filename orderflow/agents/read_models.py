@@ -88,7 +88,8 @@ def project_customer(
         changed = {**current, "status": status, "updated_at": event.occurred_at, "version": version}
         updated = [changed if o is current else o for o in orders]
     updated.sort(key=lambda o: o["placed_at"], reverse=True)
-    return updated[:CUSTOMER_ORDERS_KEPT]
+    kept = updated[:CUSTOMER_ORDERS_KEPT]
+    return None if kept == orders else kept  # an order too old to be kept changes nothing
 
 
 async def _update_order(event: schemas.Message, _: EventT[Any]) -> None:

@@ -285,4 +285,4 @@ def test_a_re_sent_order_placed_keeps_its_place_in_the_customers_history() -> No
         orders = updated
     assert "o000" not in [o["order_id"] for o in orders]
     again = project_customer(orders, placed("o000", "2026-01-01T00:00:00"))
-    assert again is None or [o["order_id"] for o in again] == [o["order_id"] for o in orders]
+    assert again is None
