@@ -18,6 +18,7 @@ from orderflow.db import Database
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
+from orderflow.projections.read_side import ReadSide
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.settings import ProcessingGuarantee, Settings
 from orderflow.views import health
@@ -44,6 +45,10 @@ class OrderflowApp(faust.App):
         self.settings = settings
         self.database = Database(settings)
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.read_side = ReadSide(settings)
+        # Topics whose consumption a sink holds back on purpose while its store is down (the
+        # stall watchdog leaves them alone: waiting is the back-pressure).
+        self.held_topics: set[str] = set()
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""
@@ -59,6 +64,7 @@ class OrderflowApp(faust.App):
 
     async def on_stop(self) -> None:
         await self.database.close()
+        await self.read_side.close()
         await super().on_stop()
 
 

@@ -15,6 +15,7 @@ from orderflow import platform
 from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.payments.cli import payment_sim
+from orderflow.projections.cli import projections
 from orderflow.resilience.cli import dlq_group
 from orderflow.schemas.cli import schemas_group
 from orderflow.tables_cli import tables
@@ -184,6 +185,7 @@ main.add_command(schemas_group)
 main.add_command(db)
 main.add_command(outbox)
 main.add_command(dlq_group)
+main.add_command(projections)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,5 +1,7 @@
 """Read models built from orders.events: one document per order, recent orders per customer.
 
+Every order document also goes to orders.documents, for the search and document stores.
+
 Every order event carries the saga's version; an event whose version is not newer than the
 document's is a repeat (a redelivery or a re-send after a crash) and changes nothing.
 """
@@ -96,9 +98,15 @@ async def _update_order(event: schemas.Message, _: EventT[Any]) -> None:
     if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
         raise SchemaError(f"{type(event).__name__} is not an order event")
     order_id: str = event.order_id
-    updated = project_order(tables.orders_view.get(order_id), event)
+    view = tables.orders_view.get(order_id)
+    updated = project_order(view, event)
     if updated is not None:
         tables.orders_view[order_id] = updated
+    elif view is not None and event.version == view["version"]:
+        updated = view  # the last change again: its document may not have left before a crash
+    else:
+        return
+    await topics.publish_document(topics.orders_documents, order_id, updated)
 
 
 async def _update_customer(event: schemas.Message, _: EventT[Any]) -> None:

@@ -82,6 +82,23 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 35),
 )
+PROJECTED = Counter(
+    "orderflow_projection_documents_total",
+    "Documents a sink sent to its store, by projection and result (written, rejected).",
+    ["projection", "result"],
+)
+PROJECTION_BATCH_TIME = Histogram(
+    "orderflow_projection_batch_seconds",
+    "Time to write one batch of documents to a store, retries included.",
+    ["projection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SEARCH_DURATION = Histogram(
+    "orderflow_search_duration_seconds",
+    "Time Elasticsearch took to answer a search, by index (alias).",
+    ["index"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
 BREAKER_STATE = Gauge(
     "orderflow_circuit_breaker_state",
     "State of a circuit breaker: 0 closed, 1 half-open, 2 open.",

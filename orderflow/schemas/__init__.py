@@ -5,6 +5,12 @@ so a topic can carry several types and old payloads stay readable: a field added
 have a default, and ``schema_version`` says which shape the producer wrote.
 """
 
+from orderflow.schemas.catalog import (
+    DeleteProduct,
+    ProductDeleted,
+    ProductUpserted,
+    UpsertProduct,
+)
 from orderflow.schemas.envelope import Message, caused_by, envelope, output_id
 from orderflow.schemas.inventory import AdjustStock, ReleaseStock, ReserveStock, StockLevelChanged
 from orderflow.schemas.orders import (
@@ -45,6 +51,10 @@ ALL_RECORDS: tuple[type[Message], ...] = (
     DeadlineExpired,
     AuthorizePayment,
     VoidPayment,
+    UpsertProduct,
+    DeleteProduct,
+    ProductUpserted,
+    ProductDeleted,
 )
 
 __all__ = [
@@ -53,6 +63,7 @@ __all__ = [
     "AuthorizePayment",
     "CancelOrder",
     "DeadlineExpired",
+    "DeleteProduct",
     "Message",
     "OrderCancelled",
     "OrderConfirmed",
@@ -63,11 +74,14 @@ __all__ = [
     "PaymentDeclined",
     "PaymentUnavailable",
     "PlaceOrder",
+    "ProductDeleted",
+    "ProductUpserted",
     "ReleaseStock",
     "ReserveStock",
     "StockLevelChanged",
     "StockRejected",
     "StockReserved",
+    "UpsertProduct",
     "VoidPayment",
     "caused_by",
     "envelope",

@@ -12,6 +12,10 @@ changelog to the partition of the event being processed):
 | payments        | order id       | the gateway's answer         | payments                   |
 | orders_view     | order id       | order read model             | read models (orders.events)|
 | customer_orders | customer id    | the customer's recent orders | read models (by customer)  |
+| catalog         | product id     | CatalogEntry                 | catalog (catalog.commands) |
+| products_view   | product id     | ProductView                  | product documents          |
+|                 |   (= sku)      |                              |   (catalog.events,         |
+|                 |                |                              |    inventory.events)       |
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from orderflow.app import app
+from orderflow.domain.catalog import CatalogEntry, ProductView
 from orderflow.domain.inventory import Reservation, StockLevel
 from orderflow.domain.saga import SagaState
 from orderflow.tables import codecs
@@ -70,6 +75,16 @@ customer_orders: TypedTable[list[dict[str, Any]]] = TypedTable(
     codecs.encode,
     codecs.decode_json,
 )
+catalog: TypedTable[CatalogEntry] = TypedTable(
+    _table("catalog", "Every product as the catalog last changed it."),
+    codecs.encode,
+    codecs.decode_catalog_entry,
+)
+products_view: TypedTable[ProductView] = TypedTable(
+    _table("products_view", "Products with their stock, as the read side shows them."),
+    codecs.encode,
+    codecs.decode_product_view,
+)
 
 ALL_TABLES: dict[str, TypedTable[Any]] = {
     table.name: table
@@ -81,6 +96,8 @@ ALL_TABLES: dict[str, TypedTable[Any]] = {
         payments,
         orders_view,
         customer_orders,
+        catalog,
+        products_view,
     )
 }
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from orderflow.domain.catalog import CatalogEntry, ProductView
 from orderflow.domain.inventory import Reservation, ReservationStatus, StockLevel
 from orderflow.domain.orders import Line, NewOrder
 from orderflow.domain.saga import SagaState, Status, Transition
@@ -68,3 +69,11 @@ def decode_stock_level(raw: bytes) -> StockLevel:
 def decode_reservation(raw: bytes) -> Reservation:
     data = orjson.loads(raw)
     return Reservation(data["quantity"], ReservationStatus(data["status"]), data["offset"])
+
+
+def decode_catalog_entry(raw: bytes) -> CatalogEntry:
+    return CatalogEntry(**orjson.loads(raw))
+
+
+def decode_product_view(raw: bytes) -> ProductView:
+    return ProductView(**orjson.loads(raw))

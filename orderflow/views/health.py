@@ -103,8 +103,9 @@ class StallWatchdog:
         generation = app.consumer_generation_id
         now = self.clock()
         stuck = {}
+        held: set[str] = getattr(app, "held_topics", set())
         for tp in consumer.assignment():
-            if tp.topic.endswith("-changelog"):
+            if tp.topic.endswith("-changelog") or tp.topic in held:
                 continue
             offset = committed.get(tp)
             waiting = consumer.highwater(tp) > (offset or 0)

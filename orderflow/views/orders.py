@@ -114,7 +114,8 @@ class Orders(ApiView):
         )
 
 
-@app.page("/api/v1/orders/{order_id}")
+# "search" is the search view (orderflow.views.search), never an order id.
+@app.page("/api/v1/orders/{order_id:(?!search$)[^/]+}")
 class Order(ApiView):
     async def get(self, request: Request, order_id: str) -> Response:
         wait = _wait_seconds(request)

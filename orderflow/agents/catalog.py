@@ -1,0 +1,86 @@
+"""The product catalog, and the product read model that joins it with stock levels.
+
+catalog.commands (keyed by product id) → the ``catalog`` table → catalog.events.
+catalog.events + inventory.events (both keyed by product id = sku) → ``products_view`` →
+products.documents, which the sinks project into Elasticsearch and MongoDB. How versions keep
+redeliveries harmless is in orderflow.domain.catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from orderflow import schemas, tables, topics
+from orderflow.app import app
+from orderflow.domain import catalog
+from orderflow.domain.catalog import Freshness, ProductView
+from orderflow.resilience.handling import process
+from orderflow.schemas.codec import SchemaError
+
+
+def product_fields(record: schemas.UpsertProduct | schemas.ProductUpserted) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in catalog.PRODUCT_FIELDS}
+
+
+async def _change_product(command: schemas.Message, event: EventT[Any]) -> None:
+    match command:
+        case schemas.UpsertProduct(product_id=product_id):
+            product: dict[str, Any] | None = product_fields(command)
+        case schemas.DeleteProduct(product_id=product_id):
+            product = None
+        case _:
+            raise SchemaError(f"{type(command).__name__} is not a catalog command")
+    entry, state = catalog.change_product(
+        tables.catalog.get(product_id), product, event.message.offset
+    )
+    if state is Freshness.STALE or entry is None:
+        return
+    if state is Freshness.NEW:
+        tables.catalog[product_id] = entry
+    # The same id for a re-sent copy: consumers see it is the same event.
+    envelope = schemas.caused_by(command, schemas.output_id(product_id, f"v{entry.version}"))
+    changed: schemas.Message
+    if entry.product is None:
+        changed = schemas.ProductDeleted(**envelope, product_id=product_id, version=entry.version)
+    else:
+        changed = schemas.ProductUpserted(
+            **envelope, product_id=product_id, version=entry.version, **entry.product
+        )
+    await topics.publish(topics.catalog_events, product_id, changed)
+
+
+async def _update_product(message: schemas.Message, _: EventT[Any]) -> None:
+    match message:
+        case schemas.ProductUpserted(product_id=product_id, version=version):
+            view = tables.products_view.get(product_id) or ProductView(product_id)
+            view, state = catalog.apply_catalog(
+                view, product_fields(message), version, message.occurred_at
+            )
+        case schemas.ProductDeleted(product_id=product_id, version=version):
+            view = tables.products_view.get(product_id) or ProductView(product_id)
+            view, state = catalog.apply_catalog(view, None, version, message.occurred_at)
+        case schemas.StockLevelChanged(sku=product_id, version=version):
+            view = tables.products_view.get(product_id) or ProductView(product_id)
+            view, state = catalog.apply_stock(
+                view, message.on_hand, message.reserved, version, message.occurred_at
+            )
+        case _:
+            raise SchemaError(f"{type(message).__name__} is not a catalog or stock event")
+    if state is Freshness.STALE:
+        return
+    if state is Freshness.NEW:
+        tables.products_view[product_id] = view
+    if view.listed:
+        await topics.publish_document(topics.products_documents, product_id, view.document())
+
+
+@app.agent(topics.catalog_commands)
+async def catalog_keeper(stream: StreamT[bytes]) -> None:
+    await process(app, stream, _change_product, "catalog")
+
+
+@app.agent(topics.product_sources)
+async def product_documents(stream: StreamT[bytes]) -> None:
+    await process(app, stream, _update_product, "product-documents")

@@ -1,0 +1,158 @@
+"""Rebuild a projection with no downtime for readers, and report every projection's lag.
+
+A rebuild copies the whole documents topic (compacted: the latest document of every key) into
+a new index or collection generation, then moves the alias or pointer to it in one step, so
+readers see the old generation, complete, until they see the new one, complete. The live sinks
+keep writing through the alias or pointer all along; what they wrote to the old generation
+between the end of the copy and the switch is copied again after the switch (the writes are
+versioned, so copying twice is harmless), then the old generation is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from orderflow.projections.mongodb import POINTER_TTL
+from orderflow.projections.read_side import ReadSide
+from orderflow.projections.registry import PROJECTIONS, Projection, projection
+from orderflow.projections.sink import BATCH_SIZE, NotADocument, latest_per_id, parse
+from orderflow.projections.stores import Document, Store
+from orderflow.settings import Settings
+
+DROP_GRACE = 5.0  # seconds readers may still be inside the old generation after a switch
+
+
+@dataclass
+class RebuildReport:
+    projection: str
+    target: str
+    previous: str
+    copied: int
+    skipped: int
+    seconds: float
+
+
+async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    described = await admin.describe_topics([topic])
+    numbers = [p["partition"] for d in described if not d["error_code"] for p in d["partitions"]]
+    if not numbers:
+        raise LookupError(f"topic {topic} does not exist (has a worker ever started?)")
+    return [TopicPartition(topic, n) for n in sorted(numbers)]
+
+
+async def _copy_until(
+    consumer: AIOKafkaConsumer,
+    ends: dict[TopicPartition, int],
+    store: Store,
+    target: str,
+    projection: Projection,
+) -> tuple[int, int]:
+    """Copy from the consumer's positions up to ``ends``; returns (copied, skipped)."""
+    copied = skipped = 0
+    remaining = {tp for tp, end in ends.items() if await consumer.position(tp) < end}
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=BATCH_SIZE)
+        documents: list[Document] = []
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset >= ends[tp]:
+                    continue
+                try:
+                    documents.append(parse(record.key, record.value, projection))
+                except NotADocument:
+                    skipped += 1  # the live sink dead-letters it; a rebuild passes it by
+        if documents:
+            latest = latest_per_id(documents)
+            await store.write(latest, target)
+            copied += len(latest)
+        remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    return copied, skipped
+
+
+async def rebuild(
+    settings: Settings, name: str, say: Callable[[str], None] = lambda _: None
+) -> RebuildReport:
+    wanted = projection(name)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    read_side = ReadSide(settings)
+    store = read_side.store(wanted)
+    topic = settings.topic(wanted.source)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        key_deserializer=lambda key: key.decode() if key is not None else None,
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        await store.prepare()
+        consumer_partitions = await _partitions(admin, topic)
+        consumer.assign(consumer_partitions)
+        await consumer.seek_to_beginning(*consumer_partitions)
+        target = await store.new_generation()
+        say(f"{name}: copying {topic} into {target}")
+        ends = await consumer.end_offsets(consumer_partitions)
+        copied, skipped = await _copy_until(consumer, ends, store, target, wanted)
+        previous = await store.switch(target)
+        say(f"{name}: {target} is live ({copied} documents); catching up")
+        await asyncio.sleep(POINTER_TTL * 2)  # every writer now follows the new name
+        ends = await consumer.end_offsets(consumer_partitions)
+        more, more_skipped = await _copy_until(consumer, ends, store, target, wanted)
+        await asyncio.sleep(DROP_GRACE)
+        await store.drop(previous)
+        say(f"{name}: dropped {previous}")
+        return RebuildReport(
+            name, target, previous, copied + more, skipped + more_skipped, loop.time() - started
+        )
+    finally:
+        await admin.close()
+        await consumer.stop()
+        await read_side.close()
+
+
+async def status(settings: Settings) -> list[dict[str, Any]]:
+    """Each projection: its live index or collection, its documents, and the lag of the
+    workers' consumer group on its source topic (shared by the projections of one topic)."""
+    read_side = ReadSide(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        report = []
+        for name, each in PROJECTIONS.items():
+            topic = settings.topic(each.source)
+            row: dict[str, Any] = {"projection": name, "store": each.store.value, "source": topic}
+            try:
+                partitions = await _partitions(admin, topic)
+                ends = await consumer.end_offsets(partitions)
+                row["lag"] = sum(
+                    end - (committed[tp].offset if tp in committed else 0)
+                    for tp, end in ends.items()
+                )
+                row["messages"] = sum(ends.values())
+            except LookupError as error:
+                row["error"] = str(error)
+            store = read_side.store(each)
+            try:
+                row["live"] = await store.live()
+                row["documents"] = await store.count()
+            except Exception as error:
+                row["error"] = f"{type(error).__name__}: {error}"
+            report.append(row)
+        return report
+    finally:
+        await admin.close()
+        await consumer.stop()
+        await read_side.close()

@@ -1,0 +1,206 @@
+"""The sink loop: batches from a documents topic, written to a store, acknowledged after.
+
+A batch is at most ``BATCH_SIZE`` documents or what arrived within ``BATCH_WINDOW`` seconds.
+Offsets are acknowledged only once the whole batch is in the store (or in the DLQ), so a worker
+killed mid-batch leaves the batch to be read again, and rewriting it is harmless (versions).
+
+A store that is down or overloaded is retried with backoff and jitter through its circuit
+breaker, for as long as it takes: the partitions wait, which is the back-pressure, and nothing
+is dropped. After ``max_attempts`` tries the sink marks its topic as held, so the stall
+watchdog knows the wait is deliberate. A document the store refuses for good (a mapping
+error, say) and a message that is not a document go to the topic's DLQ with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from orderflow.observability import tracing
+from orderflow.observability.metrics import (
+    DEAD_LETTERED,
+    EVENTS_PROCESSED,
+    PROJECTED,
+    PROJECTION_BATCH_TIME,
+    RETRIED,
+)
+from orderflow.projections.registry import Projection
+from orderflow.projections.stores import Document, RejectedByStore, Store
+from orderflow.resilience.breaker import BreakerOpen
+from orderflow.resilience.dlq import Failure, dead_letter
+from orderflow.resilience.retry import is_transient
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+BATCH_WINDOW = 0.25  # seconds
+
+
+class NotADocument(ValueError):
+    """A message on a documents topic that is not a versioned JSON document."""
+
+
+def parse(key: Any, value: bytes, projection: Projection) -> Document:
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise NotADocument(f"not JSON: {error}") from None
+    if isinstance(key, bytes):
+        key = key.decode(errors="replace")
+    if not isinstance(body, dict) or not key:
+        raise NotADocument("a document is a JSON object with a key")
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise NotADocument("a document carries a non-negative integer version")
+    try:
+        shaped = projection.shape(body)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise NotADocument(f"not a {projection.entity} document: missing {error}") from None
+    return Document(str(key), version, shaped)
+
+
+def latest_per_id(documents: Sequence[Document]) -> list[Document]:
+    """One document per id, the newest; a batch often holds several versions of one."""
+    latest: dict[str, Document] = {}
+    for document in documents:
+        kept = latest.get(document.id)
+        if kept is None or document.version > kept.version:
+            latest[document.id] = document
+    return list(latest.values())
+
+
+class Sink:
+    """Writes one projection's batches to its store."""
+
+    def __init__(self, app: Any, projection: Projection, store: Store) -> None:
+        self.app = app
+        self.projection = projection
+        self.store = store
+        self.breaker = app.breaker(projection.store.value)
+        self.topic = app.settings.topic(projection.source)
+        self.prepared = False
+
+    async def run(self, stream: StreamT[Any]) -> None:
+        processed = EVENTS_PROCESSED.labels(self.projection.name)
+        timing = PROJECTION_BATCH_TIME.labels(self.projection.name)
+        await self._prepare_early()
+        # noack_take leaves acknowledging to us: only after the batch is written.
+        batches = stream.noack_take(BATCH_SIZE, within=BATCH_WINDOW)  # type: ignore[attr-defined]
+        async for events in batches:
+            started = time.perf_counter()
+            await self.write_batch(events)
+            for event in events:
+                await stream.ack(event)
+            timing.observe(time.perf_counter() - started)
+            processed.inc(len(events))
+
+    async def _prepare_early(self) -> None:
+        """Create the index or collection at start, so readers find it before any write; a
+        store that is not up yet is prepared by the first write instead."""
+        try:
+            await self.breaker.call(self.store.prepare)
+            self.prepared = True
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("%s: the store is not ready yet: %s", self.projection.name, error)
+
+    async def write_batch(self, events: Sequence[EventT[Any]]) -> None:
+        started = time.time()
+        parsed: list[tuple[EventT[Any], Document]] = []
+        for event in events:
+            try:
+                parsed.append((event, parse(event.key, event.value, self.projection)))
+            except NotADocument as error:
+                await self._dead_letter(event, error, 1, started)
+        documents = latest_per_id([document for _, document in parsed])
+        if not documents:
+            return
+        spans = self._spans([event for event, _ in parsed])
+        try:
+            rejections, attempts = await self._write(documents)
+        except Exception as error:  # not transient: the whole batch cannot be written
+            log.exception("%s: a batch of %d cannot be written", self.projection.name, len(events))
+            for event, _ in parsed:
+                await self._dead_letter(event, error, 1, started)
+            return
+        finally:
+            for span in spans:
+                span.end()
+        PROJECTED.labels(self.projection.name, "written").inc(len(documents) - len(rejections))
+        if rejections:
+            refused = {rejection.id: rejection.reason for rejection in rejections}
+            PROJECTED.labels(self.projection.name, "rejected").inc(len(rejections))
+            for event, document in parsed:
+                if document.id in refused:
+                    rejected = RejectedByStore(refused[document.id])
+                    await self._dead_letter(event, rejected, attempts, started)
+
+    async def _write(self, documents: list[Document]) -> tuple[list[Any], int]:
+        policy = self.app.settings.retry_policy
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if not self.prepared:
+                    await self.breaker.call(self.store.prepare)
+                    self.prepared = True
+                rejections = await self.breaker.call(lambda: self.store.write(documents))
+                self.app.held_topics.discard(self.topic)
+                return rejections, attempt
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                RETRIED.labels(self.projection.name).inc()
+                if attempt >= policy.max_attempts:
+                    self.app.held_topics.add(self.topic)
+                if attempt == policy.max_attempts or attempt % 50 == 0:
+                    log.warning(
+                        "%s: the store is not taking writes (%d attempts, still trying): %s",
+                        self.projection.name,
+                        attempt,
+                        error,
+                    )
+                wait = policy.delay(min(attempt, 30))
+                if isinstance(error, BreakerOpen):
+                    wait = max(wait, error.retry_after)
+                await asyncio.sleep(wait)
+
+    async def _dead_letter(
+        self, event: EventT[Any], error: Exception, attempts: int, first: float
+    ) -> None:
+        DEAD_LETTERED.labels(self.projection.name, type(error).__name__).inc()
+        log.error("%s: dead-lettering a document: %s", self.projection.name, error)
+        failure = Failure(error, attempts, first, time.time(), self.projection.name)
+        await dead_letter(self.app, event.message, failure)
+
+    def _spans(self, events: Sequence[EventT[Any]]) -> list[Any]:
+        """A span per traced document, child of the span that sent it, ended after the write."""
+        if not tracing.enabled():
+            return []
+        spans = []
+        for event in events:
+            parent = tracing.extract(event.message.headers)
+            if parent is None:
+                continue
+            spans.append(
+                tracing.tracer().start_span(
+                    f"{self.projection.name} write",
+                    context=parent,
+                    attributes={
+                        "messaging.destination.name": event.message.topic,
+                        "messaging.kafka.partition": event.message.partition,
+                        "messaging.kafka.offset": event.message.offset,
+                        "orderflow.key": str(event.key),
+                    },
+                )
+            )
+        return spans

@@ -1,0 +1,41 @@
+"""Commands to the product catalog (topic catalog.commands) and its events (catalog.events).
+
+Both topics are keyed by product id, which is also the sku that the inventory keys stock by,
+so a product's catalog events and its stock events are co-partitioned.
+"""
+
+from __future__ import annotations
+
+from orderflow.schemas.envelope import Message
+
+
+class UpsertProduct(Message, namespace="orderflow.UpsertProduct"):
+    product_id: str
+    name: str
+    description: str
+    category: str
+    price: int  # minor units of ``currency``
+    currency: str
+    attributes: dict[str, str]
+    tags: list[str]
+
+
+class DeleteProduct(Message, namespace="orderflow.DeleteProduct"):
+    product_id: str
+
+
+class ProductUpserted(Message, namespace="orderflow.ProductUpserted"):
+    product_id: str
+    name: str
+    description: str
+    category: str
+    price: int
+    currency: str
+    attributes: dict[str, str]
+    tags: list[str]
+    version: int  # the offset of the catalog command that made this version
+
+
+class ProductDeleted(Message, namespace="orderflow.ProductDeleted"):
+    product_id: str
+    version: int

@@ -1,0 +1,65 @@
+"""Searches over the read side: products and orders, answered by Elasticsearch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from elasticsearch import ApiError
+from faust.web import Request, Response
+
+from orderflow.app import app
+from orderflow.observability.metrics import SEARCH_DURATION
+from orderflow.projections import PROJECTIONS, search
+from orderflow.projections.elasticsearch import ElasticsearchIndex
+from orderflow.projections.stores import StoreUnavailable
+from orderflow.views.base import ApiView
+from orderflow.views.problems import Problem, json_response
+
+
+async def run_search(projection: str, request: Request, build: Any) -> tuple[search.Search, Any]:
+    try:
+        wanted: search.Search = build(request.query)
+    except search.InvalidSearch as invalid:
+        raise Problem(422, f"the search is invalid: {invalid}", errors=invalid.errors) from None
+    index = app.read_side.store(PROJECTIONS[projection])
+    assert isinstance(index, ElasticsearchIndex)
+    started = time.perf_counter()
+    try:
+        answer = await index.search(wanted.body)
+    except StoreUnavailable as error:
+        raise Problem(503, f"search is unavailable right now: {error}") from None
+    except ApiError as error:
+        if error.meta.status == 404:  # no index yet: nothing was ever projected
+            return wanted, {"hits": {"total": {"value": 0}, "hits": []}}
+        raise
+    finally:
+        SEARCH_DURATION.labels(index.alias).observe(time.perf_counter() - started)
+    return wanted, answer
+
+
+@app.page("/api/v1/products/search")
+class ProductSearch(ApiView):
+    async def get(self, request: Request) -> Response:
+        wanted, answer = await run_search("products-search", request, search.product_search)
+        total, products = search.hits(answer)
+        return json_response(
+            self,
+            {
+                "total": total,
+                "page": wanted.page,
+                "size": wanted.size,
+                "products": products,
+                "facets": {"category": search.category_facets(answer)},
+            },
+        )
+
+
+@app.page("/api/v1/orders/search")
+class OrderSearch(ApiView):
+    async def get(self, request: Request) -> Response:
+        wanted, answer = await run_search("orders-search", request, search.order_search)
+        total, orders = search.hits(answer)
+        return json_response(
+            self, {"total": total, "page": wanted.page, "size": wanted.size, "orders": orders}
+        )
