@@ -198,9 +198,8 @@ def parse_product(product_id: str, body: Any) -> dict[str, Any]:
         or not all(isinstance(t, str) and 0 < len(t.strip()) <= MAX_TAG for t in tags)
     ):
         errors.append(FieldError("tags", f"a list of at most {MAX_TAGS} non-empty words"))
-    unknown = sorted(set(body) - set(PRODUCT_FIELDS))
-    if unknown:
-        errors.append(FieldError(unknown[0], f"unknown field (known: {', '.join(PRODUCT_FIELDS)})"))
+    for unknown in sorted(set(body) - set(PRODUCT_FIELDS)):
+        errors.append(FieldError(unknown, f"unknown field (known: {', '.join(PRODUCT_FIELDS)})"))
     if errors:
         raise InvalidProduct(errors)
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_PAGE_SIZE = 100
@@ -79,15 +79,22 @@ class _Params:
             return None
         return raw in ("true", "1")
 
-    def time(self, name: str) -> str | None:
+    def time(self, name: str, *, end: bool = False) -> datetime | None:
+        """An ISO 8601 time; a date alone means its start (or, with ``end``, the next day's:
+        ``to=2026-11-21`` includes that whole day)."""
         raw = self.query.get(name, "").strip()
         if not raw:
             return None
         try:
-            return datetime.fromisoformat(raw.replace("Z", "+00:00")).isoformat()
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             self.fail(name, "an ISO 8601 date or time, e.g. 2026-11-21 or 2026-11-21T10:00:00Z")
             return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if end and "T" not in raw and " " not in raw:
+            value += timedelta(days=1)
+        return value
 
     def choice(self, name: str, choices: Mapping[str, Any], default: str) -> str:
         raw = self.query.get(name, "").strip() or default
@@ -176,7 +183,8 @@ def product_search(query: Mapping[str, str]) -> Search:
 
 def order_search(query: Mapping[str, str]) -> Search:
     """GET /api/v1/orders/search?customer=&status=&sku=&min_total=&max_total=&from=&to=&sort=
-    &page=&size= (``from``/``to`` bound the time the order was placed)."""
+    &page=&size= (``from`` inclusive, ``to`` exclusive, bound the time the order was placed;
+    a time without a zone is UTC)."""
     params = _Params(query)
     customer = params.text("customer", 100)
     statuses = [s.upper() for s in params.values("status")]
@@ -187,14 +195,19 @@ def order_search(query: Mapping[str, str]) -> Search:
     low, high = params.integer("min_total"), params.integer("max_total")
     if low is not None and high is not None and low > high:
         params.fail("max_total", "at least min_total")
-    since, until = params.time("from"), params.time("to")
+    since, until = params.time("from"), params.time("to", end=True)
+    if since is not None and until is not None and since >= until:
+        params.fail("to", "later than from")
     sort = params.choice("sort", ORDER_SORTS, "newest")
     page, size = params.page()
     params.done()
     filters: list[dict[str, Any]] = [
         *_range("total", low, high),
-        *_range("placed_at", since, until),
     ]
+    if since is not None or until is not None:
+        bounds = {"gte": since.isoformat() if since else None}
+        bounds["lt"] = until.isoformat() if until else None
+        filters.append({"range": {"placed_at": {k: v for k, v in bounds.items() if v}}})
     if customer:
         filters.append({"term": {"customer_id": customer}})
     if statuses:

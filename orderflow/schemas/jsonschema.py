@@ -95,6 +95,8 @@ def _field_schema(annotation: Any, defs: dict[str, dict[str, Any]], where: str) 
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is list and len(args) == 1:
         return {"type": "array", "items": _field_schema(args[0], defs, where)}
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return {"type": "object", "additionalProperties": _field_schema(args[1], defs, where)}
     if origin in (typing.Union, types.UnionType) and type(None) in args:
         others = [arg for arg in args if arg is not type(None)]
         return {"anyOf": [*(_field_schema(a, defs, where) for a in others), {"type": "null"}]}

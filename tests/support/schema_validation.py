@@ -1,7 +1,8 @@
 """A small JSON Schema checker for the keywords orderflow's exported schemas use.
 
 The jsonschema package is not a dependency; this covers ``type``, ``properties``, ``required``,
-``items``, ``const``, ``anyOf``, ``additionalProperties`` (boolean) and ``$ref`` into ``$defs``,
+``items``, ``const``, ``anyOf``, ``additionalProperties`` (boolean or schema) and ``$ref`` into
+``$defs``,
 and fails on any other keyword so that a schema using more is not half-checked.
 """
 
@@ -66,6 +67,8 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) 
                 errors += _check(item, properties[name], root, f"{path}.{name}")
             elif schema.get("additionalProperties", True) is False:
                 errors.append(f"{path}: {name!r} is not allowed")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errors += _check(item, schema["additionalProperties"], root, f"{path}.{name}")
     if isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
             errors += _check(item, schema["items"], root, f"{path}[{index}]")

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from faust.exceptions import AlreadyConfiguredWarning
 from yarl import URL
 
 from orderflow import schemas, tables, topics
+from orderflow.agents import catalog as catalog_agent
 from orderflow.agents import inventory as inventory_agent
 from orderflow.agents import read_models
 from orderflow.agents import saga as saga_agent
@@ -21,7 +23,8 @@ from orderflow.domain.saga import Status
 from orderflow.schemas.codec import decode
 
 OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
-            "inventory_events")  # fmt: skip
+            "inventory_events", "catalog_events", "orders_documents",
+            "products_documents")  # fmt: skip
 
 
 class Outbox:
@@ -38,6 +41,14 @@ class Outbox:
         while not reader.empty():
             event = await reader.get()
             sent.append((event.key, decode(event.value)))
+        return sent
+
+    async def documents(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        reader = self._readers[name]
+        sent = []
+        while not reader.empty():
+            event = await reader.get()
+            sent.append((event.key, orjson.loads(event.value)))
         return sent
 
 
@@ -178,7 +189,7 @@ async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox
     assert levels == [(5, 0), (2, 3)]
 
 
-async def test_the_order_document_follows_the_events() -> None:
+async def test_the_order_document_follows_the_events(outbox: Outbox) -> None:
     placed = schemas.OrderPlaced(
         **schemas.envelope("o-6"),
         order_id="o-6",
@@ -205,3 +216,71 @@ async def test_the_order_document_follows_the_events() -> None:
     assert view is not None
     assert (view["status"], view["reason"], view["version"]) == ("REJECTED", "out_of_stock", 2)
     assert [h["status"] for h in view["history"]] == ["PENDING", "REJECTED"]
+    # Each change went to orders.documents for the stores; the late repeat did not.
+    sent = await outbox.documents("orders_documents")
+    assert [(key, doc["status"], doc["version"]) for key, doc in sent] == [
+        ("o-6", "PENDING", 1),
+        ("o-6", "REJECTED", 2),
+    ]
+
+
+def upsert_product(product_id: str, price: int) -> schemas.UpsertProduct:
+    return schemas.UpsertProduct(
+        **schemas.envelope(product_id),
+        product_id=product_id,
+        name="Red Mug",
+        description="A stoneware mug.",
+        category="kitchen",
+        price=price,
+        currency="EUR",
+        attributes={"colour": "red"},
+        tags=["mug"],
+    )
+
+
+async def test_the_catalog_versions_every_change_by_its_offset(outbox: Outbox) -> None:
+    delete = schemas.DeleteProduct(**schemas.envelope("MUG"), product_id="MUG")
+    async with catalog_agent.catalog_keeper.test_context() as agent:
+        await agent.put(upsert_product("MUG", 1299).dumps(), key="MUG")
+        await agent.put(upsert_product("MUG", 1499).dumps(), key="MUG")
+        await agent.put(delete.dumps(), key="MUG")
+        await agent.put(delete.dumps(), key="MUG")  # deleting what is gone records nothing
+
+    sent = [event for _, event in await outbox.drain("catalog_events")]
+    assert [type(event).__name__ for event in sent] == [
+        "ProductUpserted",
+        "ProductUpserted",
+        "ProductDeleted",
+    ]
+    versions = [event.version for event in sent]
+    assert versions == sorted(set(versions))
+    assert isinstance(sent[1], schemas.ProductUpserted)
+    assert sent[1].price == 1499
+    entry = tables.catalog.get("MUG")
+    assert entry is not None
+    assert (entry.product, entry.version) == (None, versions[-1])
+
+
+async def test_the_product_document_joins_catalog_and_stock(outbox: Outbox) -> None:
+    def upserted(version: int, price: int) -> schemas.ProductUpserted:
+        command = upsert_product("MUG", price)
+        fields = {name: getattr(command, name) for name in catalog_agent.catalog.PRODUCT_FIELDS}
+        envelope = schemas.envelope("MUG")
+        return schemas.ProductUpserted(**envelope, product_id="MUG", **fields, version=version)
+
+    stock = schemas.StockLevelChanged(
+        **schemas.envelope("MUG"), sku="MUG", on_hand=7, reserved=2, version=5
+    )
+    async with catalog_agent.product_documents.test_context() as agent:
+        await agent.put(stock.dumps(), key="MUG")  # stock first: no document yet
+        await agent.put(upserted(3, 1299).dumps(), key="MUG")
+        await agent.put(upserted(2, 999).dumps(), key="MUG")  # stale: nothing
+        await agent.put(upserted(3, 1299).dumps(), key="MUG")  # a repeat: sent again
+
+    sent = [doc for _, doc in await outbox.documents("products_documents")]
+    assert [(d["price"], d["stock"]["available"], d["version"]) for d in sent] == [
+        (1299, 7, (3 + 1) + (5 + 1)),
+        (1299, 7, (3 + 1) + (5 + 1)),
+    ]
+    assert sent[0]["in_stock"] is True
+    assert sent[0]["deleted"] is False

@@ -51,6 +51,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "orderflow_outbox_pending_rows": ("gauge", ()),
     "orderflow_outbox_oldest_pending_seconds": ("gauge", ()),
     "orderflow_outbox_failed_rows": ("gauge", ()),
+    "orderflow_projection_documents_total": ("counter", ("projection", "result")),
+    "orderflow_projection_batch_seconds": ("histogram", ("projection",)),
+    "orderflow_search_duration_seconds": ("histogram", ("index",)),
     "orderflow_http_requests_total": ("counter", ("route", "method", "status")),
     "orderflow_http_request_duration_seconds": ("histogram", ("route", "method")),
 }

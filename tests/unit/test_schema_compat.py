@@ -31,6 +31,17 @@ ENVELOPE = {
 ORDER_ID = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
 LINES = [("SKU-RED-MUG", 2, 1250), ("SKU-TEA-100", 1, 899)]
 
+PRODUCT = {
+    "product_id": "SKU-RED-MUG",
+    "name": "Red Mug",
+    "description": "A stoneware mug, glazed red, 350 ml.",
+    "category": "kitchen",
+    "price": 1299,
+    "currency": "EUR",
+    "attributes": {"colour": "red", "material": "stoneware"},
+    "tags": ["mug", "gift"],
+}
+
 # The values each fixture holds besides the envelope (for lines: sku, quantity, unit_price).
 EXPECTED: dict[str, dict[str, Any]] = {
     "PlaceOrder": {
@@ -89,6 +100,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "token": "tok_visa",
     },
     "VoidPayment": {"order_id": ORDER_ID, "reason": "order_cancelled"},
+    "UpsertProduct": PRODUCT,
+    "DeleteProduct": {"product_id": "SKU-RED-MUG"},
+    "ProductUpserted": {**PRODUCT, "version": 17},
+    "ProductDeleted": {"product_id": "SKU-RED-MUG", "version": 42},
 }
 
 RECORDS = {record.__name__: record for record in schemas.ALL_RECORDS}

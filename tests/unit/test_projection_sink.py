@@ -1,0 +1,313 @@
+"""The pure parts of the projection sink: reading documents off a topic and shaping them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+
+from orderflow import schemas
+from orderflow.agents.read_models import project_order
+from orderflow.domain.catalog import ProductView
+from orderflow.projections.documents import (
+    order_document,
+    order_search_document,
+    product_document,
+    product_search_document,
+)
+from orderflow.projections.registry import PROJECTIONS
+from orderflow.projections.sink import NotADocument, latest_per_id, parse
+from orderflow.projections.stores import Document
+
+PLACED_AT = "2026-11-21T10:00:00.000000+00:00"
+CONFIRMED_AT = "2026-11-21T10:00:05.000000+00:00"
+
+
+def order(version: int = 2, **changes: Any) -> dict[str, Any]:
+    """An order document as the read model publishes it on orders.documents."""
+    return {
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "status": "CONFIRMED",
+        "reason": None,
+        "detail": None,
+        "payment_id": "pay-1",
+        "lines": [
+            {"sku": "SKU-2", "quantity": 1, "unit_price": 1_000},
+            {"sku": "SKU-1", "quantity": 2, "unit_price": 250},
+            {"sku": "SKU-2", "quantity": 3, "unit_price": 1_000},
+        ],
+        "total": 4_500,
+        "currency": "EUR",
+        "placed_at": PLACED_AT,
+        "updated_at": CONFIRMED_AT,
+        "history": [
+            {"status": "PENDING", "at": PLACED_AT},
+            {"status": "CONFIRMED", "at": CONFIRMED_AT},
+        ],
+        "version": version,
+        **changes,
+    }
+
+
+def product(version_offset: int = 4) -> dict[str, Any]:
+    """A product document as the product read model publishes it on products.documents."""
+    view = ProductView(
+        "SKU-1",
+        product={
+            "name": "Kettle",
+            "description": "Boils water.",
+            "category": "kitchen",
+            "price": 2_999,
+            "currency": "EUR",
+            "attributes": {"colour": "red"},
+            "tags": ["steel"],
+        },
+        catalog_version=version_offset,
+        on_hand=5,
+        reserved=2,
+        stock_version=10,
+        updated_at=CONFIRMED_AT,
+    )
+    return view.document()
+
+
+def as_bytes(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+ORDERS_SEARCH = PROJECTIONS["orders-search"]
+ORDERS_DOCUMENTS = PROJECTIONS["orders-documents"]
+PRODUCTS_SEARCH = PROJECTIONS["products-search"]
+PRODUCTS_DOCUMENTS = PROJECTIONS["products-documents"]
+
+
+# --- the documents the read model makes ------------------------------------------------------
+
+
+def test_the_order_of_these_tests_has_the_fields_of_the_read_model() -> None:
+    event = schemas.OrderPlaced(
+        **schemas.envelope("o-1"),
+        order_id="o-1",
+        customer_id="c-1",
+        currency="EUR",
+        lines=[schemas.OrderLine(sku="SKU-1", quantity=2, unit_price=250)],
+        total=500,
+        version=1,
+    )
+    placed = project_order(None, event)
+    assert placed is not None
+    assert set(placed) == set(order())
+    assert parse("o-1", as_bytes(placed), ORDERS_SEARCH).body["skus"] == ["SKU-1"]
+
+
+# --- parse -----------------------------------------------------------------------------------
+
+
+def test_an_order_document_is_shaped_for_search() -> None:
+    document = parse("o-1", as_bytes(order(version=7)), ORDERS_SEARCH)
+    assert document == Document(
+        "o-1",
+        7,
+        {
+            "order_id": "o-1",
+            "customer_id": "c-1",
+            "status": "CONFIRMED",
+            "reason": None,
+            "skus": ["SKU-1", "SKU-2"],
+            "quantity": 6,
+            "total": 4_500,
+            "currency": "EUR",
+            "placed_at": PLACED_AT,
+            "updated_at": CONFIRMED_AT,
+        },
+    )
+
+
+def test_an_order_document_is_kept_whole_but_for_its_version() -> None:
+    document = parse(b"o-1", as_bytes(order(version=3)), ORDERS_DOCUMENTS)
+    expected = order()
+    del expected["version"]
+    assert document == Document("o-1", 3, expected)
+
+
+def test_a_product_document_is_kept_whole_but_for_its_version() -> None:
+    body = product()
+    document = parse(b"SKU-1", as_bytes(body), PRODUCTS_DOCUMENTS)
+    assert document.id == "SKU-1"
+    assert document.version == body["version"] == 5 + 11
+    assert "version" not in document.body
+    assert document.body == {k: v for k, v in body.items() if k != "version"}
+
+
+def test_a_product_search_document_carries_what_is_available() -> None:
+    document = parse("SKU-1", as_bytes(product()), PRODUCTS_SEARCH)
+    assert document.body["available"] == 5
+    assert document.body["stock"] == {"on_hand": 5, "reserved": 2, "available": 5}
+    assert "version" not in document.body
+
+
+def test_a_bytes_key_is_decoded() -> None:
+    assert parse(b"o-\xc3\xa9", as_bytes(order()), ORDERS_SEARCH).id == "o-\u00e9"
+    assert parse(b"o-\xff", as_bytes(order()), ORDERS_SEARCH).id == "o-\ufffd"
+
+
+def test_version_zero_is_a_version() -> None:
+    assert parse("o-1", as_bytes(order(version=0)), ORDERS_SEARCH).version == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"not json", b"{", b'{"order_id": "o-1",}', b"\xff\xfe"],
+)
+def test_a_value_that_is_not_json_is_not_a_document(value: bytes) -> None:
+    with pytest.raises(NotADocument, match="not JSON"):
+        parse("o-1", value, ORDERS_SEARCH)
+
+
+@pytest.mark.parametrize("body", [[order()], "o-1", 3, None])
+def test_a_value_that_is_not_an_object_is_not_a_document(body: Any) -> None:
+    with pytest.raises(NotADocument, match="JSON object with a key"):
+        parse("o-1", as_bytes(body), ORDERS_SEARCH)
+
+
+@pytest.mark.parametrize("key", ["", b"", None])
+def test_a_document_without_key_is_not_a_document(key: Any) -> None:
+    with pytest.raises(NotADocument, match="JSON object with a key"):
+        parse(key, as_bytes(order()), ORDERS_SEARCH)
+
+
+@pytest.mark.parametrize("version", [None, -1, True, False, 1.0, "3"])
+def test_a_document_needs_a_non_negative_integer_version(version: Any) -> None:
+    with pytest.raises(NotADocument, match="non-negative integer version"):
+        parse("o-1", as_bytes(order(version=version)), ORDERS_SEARCH)
+
+
+def test_a_document_without_version_is_not_a_document() -> None:
+    body = order()
+    del body["version"]
+    with pytest.raises(NotADocument, match="version"):
+        parse("o-1", as_bytes(body), ORDERS_DOCUMENTS)
+
+
+@pytest.mark.parametrize("missing", ["order_id", "customer_id", "status", "total", "placed_at"])
+def test_an_order_missing_a_searched_field_is_not_a_document(missing: str) -> None:
+    body = order()
+    del body[missing]
+    with pytest.raises(NotADocument, match=f"not a orders document: missing '{missing}'"):
+        parse("o-1", as_bytes(body), ORDERS_SEARCH)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [{"quantity": 1, "unit_price": 5}],
+        [{"sku": "SKU-1", "unit_price": 5}],
+        [{"sku": "SKU-1", "quantity": "2"}],
+        5,
+        ["SKU-1"],
+    ],
+)
+def test_an_order_with_malformed_lines_is_not_a_document(lines: Any) -> None:
+    with pytest.raises(NotADocument, match="not a orders document"):
+        parse("o-1", as_bytes(order(lines=lines)), ORDERS_SEARCH)
+
+
+def test_an_order_without_lines_has_no_skus() -> None:
+    body = order(lines=None)
+    assert parse("o-1", as_bytes(body), ORDERS_SEARCH).body == {
+        **order_search_document(order()),
+        "skus": [],
+        "quantity": 0,
+    }
+
+
+@pytest.mark.parametrize("stock", [None, {}, {"on_hand": 5}, "5"])
+def test_a_product_without_available_stock_is_not_a_search_document(stock: Any) -> None:
+    body = product()
+    body["stock"] = stock
+    with pytest.raises(NotADocument, match="not a products document"):
+        parse("SKU-1", as_bytes(body), PRODUCTS_SEARCH)
+    del body["stock"]
+    with pytest.raises(NotADocument, match="not a products document: missing 'stock'"):
+        parse("SKU-1", as_bytes(body), PRODUCTS_SEARCH)
+
+
+# --- latest_per_id ---------------------------------------------------------------------------
+
+
+def test_the_newest_version_of_each_id_is_kept() -> None:
+    batch = [
+        Document("a", 1, {"n": 1}),
+        Document("b", 5, {"n": 2}),
+        Document("a", 3, {"n": 3}),
+        Document("a", 2, {"n": 4}),
+        Document("c", 0, {"n": 5}),
+        Document("b", 4, {"n": 6}),
+    ]
+    assert latest_per_id(batch) == [
+        Document("a", 3, {"n": 3}),
+        Document("b", 5, {"n": 2}),
+        Document("c", 0, {"n": 5}),
+    ]
+
+
+def test_of_equal_versions_the_first_is_kept() -> None:
+    batch = [Document("a", 2, {"n": 1}), Document("a", 2, {"n": 2})]
+    assert latest_per_id(batch) == [Document("a", 2, {"n": 1})]
+
+
+def test_an_empty_batch_keeps_nothing() -> None:
+    assert latest_per_id([]) == []
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+def test_the_search_document_of_an_order_sums_its_lines() -> None:
+    shaped = order_search_document(order())
+    assert shaped["skus"] == ["SKU-1", "SKU-2"]
+    assert shaped["quantity"] == 6
+    assert "lines" not in shaped
+    assert "history" not in shaped
+    assert "version" not in shaped
+
+
+def test_the_search_document_of_a_rejected_order_keeps_the_reason() -> None:
+    shaped = order_search_document(order(status="REJECTED", reason="out_of_stock", lines=[]))
+    assert (shaped["status"], shaped["reason"]) == ("REJECTED", "out_of_stock")
+    assert (shaped["skus"], shaped["quantity"]) == ([], 0)
+
+
+def test_an_order_document_without_reason_has_none() -> None:
+    body = order()
+    del body["reason"]
+    assert order_search_document(body)["reason"] is None
+
+
+def test_shaping_does_not_change_the_read_models_document() -> None:
+    body = order()
+    before = copy.deepcopy(body)
+    order_document(body)
+    order_search_document(body)
+    assert body == before
+    item = product()
+    kept = copy.deepcopy(item)
+    product_document(item)
+    product_search_document(item)
+    assert item == kept
+
+
+def test_the_search_document_of_a_product_adds_what_is_available() -> None:
+    body = product()
+    shaped = product_search_document(body)
+    assert shaped == {**product_document(body), "available": 5}
+    assert "version" not in shaped
+    assert "version" in body
+
+
+def test_a_product_with_negative_stock_has_nothing_available() -> None:
+    body = ProductView("SKU-9", on_hand=-2, catalog_version=0).document()
+    assert product_search_document(body)["available"] == 0
