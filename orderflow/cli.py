@@ -134,12 +134,15 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     try:
         platform.wait_ready(processes, timeout=180)
         stocked = platform.seed_demo_stock(first)
+        listed = platform.seed_demo_catalog(first)
     except platform.PlatformError as error:
         for process in processes:
             process.stop()
         raise click.ClickException(str(error)) from None
     if stocked:
         click.echo(f"demo stock added for {', '.join(stocked)}")
+    if listed:
+        click.echo(f"demo products added: {', '.join(listed)}")
     click.echo(
         "\norderflow is running:\n"
         + "".join(
@@ -153,7 +156,8 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
         + """    -d '{"customer_id": "c-1", "currency": "USD", """
         + """"lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": 1999}], """
         + """"payment": {"token": "tok_visa"}}'\n"""
-        + f"  curl -s '{first}/api/v1/orders/ORDER_ID?wait=5'\n\n"
+        + f"  curl -s '{first}/api/v1/orders/ORDER_ID?wait=5'\n"
+        + f"  curl -s '{first}/api/v1/products/search?q=mugs&in_stock=true'\n\n"
         + "Press Ctrl-C to stop the workers and the simulator.\n"
     )
     sys.exit(platform.supervise(processes, click.echo))

@@ -140,6 +140,67 @@ def seed_demo_stock(base_url: str) -> list[str]:
     return stocked
 
 
+DEMO_PRODUCTS: dict[str, dict[str, object]] = {
+    "SKU-1": {
+        "name": "Red Stoneware Mug",
+        "description": "A 350 ml mug, glazed red; dishwasher safe.",
+        "category": "kitchen",
+        "price": 1299,
+        "tags": ["mug", "gift"],
+    },
+    "SKU-2": {
+        "name": "Café Crème Coffee Beans",
+        "description": "Whole beans, medium roast, 500 g.",
+        "category": "pantry",
+        "price": 1599,
+        "tags": ["coffee"],
+    },
+    "SKU-3": {
+        "name": "Blue Kettle",
+        "description": "A 1.7 l kettle that boils water for tea or coffee in minutes.",
+        "category": "kitchen",
+        "price": 3999,
+        "tags": ["kettle"],
+    },
+    "SKU-4": {
+        "name": "Loose Leaf Teapot",
+        "description": "A glass teapot with a steel infuser for loose leaf tea.",
+        "category": "kitchen",
+        "price": 2999,
+        "tags": ["tea", "teapot"],
+    },
+    "SKU-5": {
+        "name": "Running Shoes",
+        "description": "Light shoes for running on roads and trails.",
+        "category": "sport",
+        "price": 8999,
+        "tags": ["shoes"],
+    },
+}
+
+
+def seed_demo_catalog(base_url: str) -> list[str]:
+    """Put the demo products that are not in the catalog yet; returns the ids it put."""
+    added = []
+    for product_id, product in DEMO_PRODUCTS.items():
+        try:
+            urllib.request.urlopen(f"{base_url}/api/v1/products/{product_id}", timeout=10).close()
+            continue  # already in the catalog (and its document in MongoDB)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code not in (404, 503):
+                raise PlatformError(f"reading product {product_id} failed: {error}") from None
+        request = urllib.request.Request(
+            f"{base_url}/api/v1/products/{product_id}",
+            data=orjson.dumps({**product, "currency": "USD", "attributes": {}}),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        added.append(product_id)
+    return added
+
+
 def wait_ready(processes: list[ManagedProcess], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = list(processes)

@@ -128,7 +128,8 @@ def elasticsearch(infra: Infra) -> str:
 
 
 @pytest.fixture(scope="session")
-def mongodb(infra: Infra) -> str:
+def mongodb(infra: Infra, postgres: str) -> str:
+    # FerretDB keeps its data in the local PostgreSQL: start (and later stop) that first.
     return infra.require("mongodb")
 
 

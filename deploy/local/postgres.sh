@@ -42,7 +42,7 @@ postgres_start() {
   fi
   # pg_ctl returns once the server accepts connections (-w), and leaves it running detached.
   as_service_account "$PG_BIN/pg_ctl" -D "$data" -l "$(log_file postgres)" -w -t 60 start \
-    -o "-c listen_addresses=$ORDERFLOW_INFRA_HOST -p $POSTGRES_PORT -c unix_socket_directories=$dir/run -c max_connections=200" \
+    -o "-c listen_addresses=$ORDERFLOW_INFRA_HOST -p $POSTGRES_PORT -c unix_socket_directories=$dir/run -c max_connections=300" \
     >/dev/null || { tail -n 40 "$(log_file postgres)" >&2; die "postgres: the server did not start"; }
   head -n 1 "$data/postmaster.pid" >"$(pid_file postgres)"
   wait_until 30 postgres postgres_healthy
@@ -56,6 +56,16 @@ SELECT 'CREATE ROLE $POSTGRES_USER LOGIN CREATEDB PASSWORD ''$POSTGRES_PASSWORD'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$POSTGRES_USER') \gexec
 SELECT 'CREATE DATABASE $POSTGRES_DB OWNER $POSTGRES_USER'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$POSTGRES_DB') \gexec
+SQL
+}
+
+# Another database owned by orderflow's role (FerretDB keeps its data in one).
+postgres_create_database_named() {
+  local name=$1
+  PG_BIN=$(postgres_bindir)
+  as_service_account "$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h "$(service_dir postgres)/run" -p "$POSTGRES_PORT" -U postgres -d postgres >/dev/null <<SQL
+SELECT 'CREATE DATABASE $name OWNER $POSTGRES_USER'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$name') \gexec
 SQL
 }
 

@@ -14,6 +14,7 @@ the store avoids relying on per-statement errors.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -24,7 +25,10 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailur
 from orderflow.projections.stores import Document, Rejection, StoreUnavailable
 
 POINTER_TTL = 1.0
-DUPLICATE_KEY = 11000
+# Statements per write command. FerretDB holds a backend connection per statement until the
+# command ends and hangs for good once its pool is used up, so commands stay small and a
+# process sends one at a time (``write_lock``).
+WRITE_CHUNK = 10
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     "orders": [
@@ -55,8 +59,11 @@ def _generation_name(prefix: str, entity: str, generation: int) -> str:
 class MongoCollection:
     """One entity's collection generations behind its pointer."""
 
-    def __init__(self, database: Any, prefix: str, entity: str) -> None:
+    def __init__(
+        self, database: Any, prefix: str, entity: str, write_lock: asyncio.Lock | None = None
+    ) -> None:
         self.database = database
+        self.write_lock = write_lock or asyncio.Lock()
         self.prefix = prefix
         self.entity = entity
         self.pointers = database[f"{prefix}.projections"]
@@ -104,31 +111,37 @@ class MongoCollection:
         inserts = [
             {"_id": d.id, **d.body, "version": d.version} for d in documents if d.id not in held
         ]
-        if replacements:
-            await self._command("update", name, updates=replacements, ordered=False)
-        if inserts:
+        for start in range(0, len(replacements), WRITE_CHUNK):
+            chunk = replacements[start : start + WRITE_CHUNK]
+            await self._command("update", name, updates=chunk, ordered=False)
+        for start in range(0, len(inserts), WRITE_CHUNK):
+            chunk = inserts[start : start + WRITE_CHUNK]
             answer = await self._command(
-                "insert", name, documents=inserts, ordered=False, check=False
+                "insert", name, documents=chunk, ordered=False, check=False
             )
             if answer.get("writeErrors"):
                 # Someone inserted some of them meanwhile: write those one by one, versioned.
-                await self._insert_each(collection, [d for d in documents if d.id not in held])
+                racing: set[str] = {str(document["_id"]) for document in chunk}
+                await self._insert_each(collection, [d for d in documents if d.id in racing])
         return []
 
     async def _insert_each(self, collection: Any, documents: Sequence[Document]) -> None:
         for document in documents:
             body = {"_id": document.id, **document.body, "version": document.version}
             try:
-                await guarded(collection.insert_one(body))
+                async with self.write_lock:
+                    await guarded(collection.insert_one(body))
             except DuplicateKeyError:
-                await guarded(
-                    collection.replace_one(
-                        {"_id": document.id, "version": {"$lt": document.version}}, body
+                async with self.write_lock:
+                    await guarded(
+                        collection.replace_one(
+                            {"_id": document.id, "version": {"$lt": document.version}}, body
+                        )
                     )
-                )
 
     async def _command(self, verb: str, name: str, *, check: bool = True, **fields: Any) -> Any:
-        answer = await guarded(self.database.command(verb, name, **fields))
+        async with self.write_lock:
+            answer = await guarded(self.database.command(verb, name, **fields))
         errors = answer.get("writeErrors") or []
         if check and errors:
             raise StoreUnavailable(f"MongoDB {verb} failed: {errors[0].get('errmsg')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -25,6 +26,7 @@ class ReadSide:
         self._elasticsearch: AsyncElasticsearch | None = None
         self._mongodb: Any = None
         self._stores: dict[str, Store] = {}
+        self._mongodb_writes = asyncio.Lock()  # one write command at a time (see mongodb.py)
 
     @property
     def elasticsearch(self) -> AsyncElasticsearch:
@@ -55,7 +57,9 @@ class ReadSide:
                 alias = alias_name(prefix, projection.entity)
                 store = ElasticsearchIndex(self.elasticsearch, alias, projection.entity)
             else:
-                store = MongoCollection(self.mongodb, prefix, projection.entity)
+                store = MongoCollection(
+                    self.mongodb, prefix, projection.entity, self._mongodb_writes
+                )
             self._stores[projection.name] = store
         return self._stores[projection.name]
 

@@ -310,7 +310,7 @@ async def replay_documents(settings: Settings, bootstrap: str, times: int) -> in
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
-            while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for tp, messages in batch.items():
                     records += [(full, m.key, m.value) for m in messages if m.offset < ends[tp]]
