@@ -446,6 +446,11 @@ async def test_projections_match_the_tables_through_crashes_replays_and_rebuilds
         assert await stored_documents(read_side) == before
         status_output = projections_cli(first, "status")
         assert status_output.count("000002") == len(PROJECTIONS), status_output
+        print(
+            f"\nprojections e2e: {ORDERS} orders, {PRODUCT_CHANGES} product changes, "
+            f"{replayed} document records replayed twice, {watch.samples} version samples, "
+            f"{sum(answers.values())} reads during the rebuilds, all 200"
+        )
     finally:
         supervision.set()
         await supervisor
