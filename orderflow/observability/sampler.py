@@ -38,10 +38,11 @@ class Sampler:
             if tp.topic.endswith("-changelog"):
                 continue
             position = await consumer.position(tp)
-            if position is None:
+            highwater = consumer.highwater(tp)
+            if position is None or highwater is None:  # nothing fetched from it yet
                 continue
             labels = (tp.topic, str(tp.partition))
-            metrics.CONSUMER_LAG.labels(*labels).set(max(consumer.highwater(tp) - position, 0))
+            metrics.CONSUMER_LAG.labels(*labels).set(max(highwater - position, 0))
             series.add(labels)
         for gone in self._lag_series - series:  # partitions this worker no longer has
             metrics.CONSUMER_LAG.remove(*gone)

@@ -108,7 +108,8 @@ class StallWatchdog:
             if tp.topic.endswith("-changelog") or tp.topic in held:
                 continue
             offset = committed.get(tp)
-            waiting = consumer.highwater(tp) > (offset or 0)
+            highwater = consumer.highwater(tp)  # None until a fetch from tp has answered
+            waiting = highwater is not None and highwater > (offset or 0)
             previous = self._idle.get(tp)
             if not waiting or previous is None or previous[:2] != (generation, offset):
                 self._idle[tp] = (generation, offset, now)

@@ -21,13 +21,13 @@ class Flow:
 
 @dataclass
 class Consumer:
-    partitions: dict[Any, int] = field(default_factory=dict)  # tp -> highwater
+    partitions: dict[Any, int | None] = field(default_factory=dict)  # tp -> highwater
     _committed_offset: dict[Any, int] = field(default_factory=dict)
 
     def assignment(self) -> set[Any]:
         return set(self.partitions)
 
-    def highwater(self, tp: Any) -> int:
+    def highwater(self, tp: Any) -> int | None:
         return self.partitions[tp]
 
 
@@ -92,3 +92,28 @@ def test_offsets_are_not_watched_under_exactly_once() -> None:
     watchdog.stuck_partitions()
     clock.now = 500
     assert watchdog.stuck_partitions() == {}
+
+
+def test_a_partition_not_fetched_yet_is_not_stuck() -> None:
+    clock = Clock()
+    tp = TP("p.orders.commands", 1)
+    worker = app(consumer=Consumer({tp: None}))  # no fetch has answered: no highwater yet
+    watchdog = StallWatchdog(worker, 90, clock)
+    assert watchdog.stuck_partitions() == {}
+    clock.now = 500
+    assert watchdog.stuck_partitions() == {}
+
+
+def test_a_topic_a_sink_holds_back_on_purpose_is_not_stuck() -> None:
+    clock, worker = Clock(), app()
+    (tp,) = worker.consumer.assignment()
+    worker.consumer._committed_offset[tp] = 4
+    worker.held_topics = {tp.topic}  # its store is down: waiting is the back-pressure
+    watchdog = StallWatchdog(worker, 90, clock)
+    watchdog.stuck_partitions()
+    clock.now = 500
+    assert watchdog.stuck_partitions() == {}
+    worker.held_topics = set()  # the store is back: the partition is watched again
+    watchdog.stuck_partitions()
+    clock.now = 600
+    assert watchdog.stuck_partitions() == {tp: 100}
