@@ -31,7 +31,12 @@ async def topic(kafka_bootstrap: str, run_id: str) -> str:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+        # A broker that has just started may answer the first creation with an error code
+        # (create_topics does not raise on those): create until the topic is listed.
+        async with asyncio.timeout(60):
+            while name not in await admin.list_topics():
+                await admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
     return name
