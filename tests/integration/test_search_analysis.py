@@ -13,26 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-ANALYSIS = {
-    "analyzer": {
-        "product_text": {
-            "type": "custom",
-            "tokenizer": "standard",
-            "filter": [
-                "english_possessive",
-                "lowercase",
-                "asciifolding",
-                "english_stop",
-                "english_stemmer",
-            ],
-        }
-    },
-    "filter": {
-        "english_possessive": {"type": "stemmer", "language": "possessive_english"},
-        "english_stop": {"type": "stop", "stopwords": "_english_"},
-        "english_stemmer": {"type": "stemmer", "language": "english"},
-    },
-}
+from orderflow.projections.elasticsearch import PRODUCT_ANALYSIS
+
+# The analysis the products index uses: these tests check the product code's own settings.
+ANALYSIS = PRODUCT_ANALYSIS
 PRODUCTS = {
     "shoes": "Running Shoes",
     "mug": "Café Crème Mug",
