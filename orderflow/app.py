@@ -32,6 +32,9 @@ PLATFORM_MODULES: tuple[str, ...] = (
     "orderflow.observability",
 )
 
+# How often the consumer refreshes topic metadata even when nothing failed (see create_app).
+METADATA_MAX_AGE_MS = 10_000
+
 # Libraries that log per message at DEBUG: their level is pinned to the process's level so that
 # no library default makes the hot path build records that no handler prints.
 _CHATTY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access")
@@ -82,6 +85,11 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         # auto-create them with defaults.
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        # A topic created moments before the group forms can be missing from the broker's
+        # metadata answer; the assignor then skips it and the worker owns none of its
+        # partitions until the consumer's next metadata refresh notices the topic and rejoins.
+        # Kafka's default of five minutes would leave them unconsumed that long.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
         web_enabled=True,

@@ -196,6 +196,29 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     return records
 
 
+async def wait_for_stock(bootstrap: str, topic: str, on_hand: int, within: float = 120) -> None:
+    """Wait until inventory.events says every sku holds ``on_hand`` units."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    levels: dict[str, int] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + within
+        while any(levels.get(sku) != on_hand for sku in SKUS):
+            assert time.monotonic() < deadline, f"stock levels after {within}s: {levels}"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    event = orjson.loads(record.value)
+                    if event["__faust"]["ns"] == "orderflow.StockLevelChanged":
+                        levels[event["sku"]] = event["on_hand"]
+    finally:
+        await consumer.stop()
+
+
 async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
     cluster: Cluster, kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -211,6 +234,9 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
                 {"delta": STOCK, "reason": "chaos"},
             )  # fmt: skip
             assert status == 202
+        # Adjustments and orders go through the outbox as separate aggregates: an order
+        # relayed before the stock it needs would be rejected as out of stock.
+        await wait_for_stock(kafka_bootstrap, f"{cluster.prefix}inventory.events", STOCK)
 
         supervision = asyncio.Event()
         supervisor = asyncio.create_task(supervise(cluster.workers, supervision))

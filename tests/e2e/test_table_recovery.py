@@ -19,8 +19,8 @@ import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.support.kafka import create_topic
 from tests.support.workers import WorkerProcess, free_port
 
 PARTITIONS = 4
@@ -53,10 +53,17 @@ async def produce(bootstrap: str, topic: str, start: int, stop: int) -> None:
 
 
 async def table_snapshot(session: aiohttp.ClientSession, worker: WorkerProcess) -> dict[str, Any]:
-    async with session.get(f"{worker.url}/counts") as response:
-        response.raise_for_status()
-        snapshot: dict[str, Any] = await response.json()
-        return snapshot
+    try:
+        async with session.get(f"{worker.url}/counts") as response:
+            response.raise_for_status()
+            snapshot: dict[str, Any] = await response.json()
+            return snapshot
+    except aiohttp.ClientError as error:
+        assert worker.process is not None
+        raise AssertionError(
+            f"{worker.name} did not answer ({error}); exit status "
+            f"{worker.process.poll()}:\n{worker.log_tail(120)}"
+        ) from error
 
 
 async def wait_for_counts(
@@ -127,12 +134,7 @@ async def test_kill9_and_wiped_disk_recover_exactly_from_the_changelog(
     app_id = f"{run_id}-counter-{guarantee.replace('_', '-')}"
     prefix = f"{run_id}.{guarantee}."
     topic = f"{prefix}counter.events"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, topic, PARTITIONS)
 
     data_dir = tmp_path / "data"
     worker = WorkerProcess(

@@ -14,12 +14,12 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from orderflow.db import Database
 from orderflow.settings import Settings
 from orderflow.sinks.outbox_relay import OutboxRelay, outbox_lag
 from tests.conftest import fresh_database
+from tests.support.kafka import create_topic
 
 AGGREGATES = 20
 PER_AGGREGATE = 10
@@ -28,17 +28,7 @@ PER_AGGREGATE = 10
 @pytest.fixture
 async def topic(kafka_bootstrap: str, run_id: str) -> str:
     name = f"{run_id}.relay.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        # A broker that has just started may answer the first creation with an error code
-        # (create_topics does not raise on those): create until the topic is listed.
-        async with asyncio.timeout(60):
-            while name not in await admin.list_topics():
-                await admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
-                await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, name, partitions=3)
     return name
 
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
 from motor.motor_asyncio import AsyncIOMotorClient
+
+from tests.support.kafka import create_topic
 
 
 async def test_kafka_round_trip_keeps_keys_on_their_partition(
     kafka_bootstrap: str, run_id: str
 ) -> None:
     topic = f"{run_id}.smoke"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, topic, partitions=3)
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
