@@ -29,6 +29,9 @@ from faust.web import Request, Response, View
 
 log = logging.getLogger(__name__)
 
+# The exit status of a worker that the stall watchdog ended (EX_SOFTWARE).
+STALLED_EXIT_STATUS = 70
+
 
 def readiness(app: AppT) -> dict[str, Any]:
     """The worker's readiness and the facts it rests on."""
@@ -136,7 +139,7 @@ class StallWatchdog:
                     reason,
                 )
                 logging.shutdown()
-                os._exit(70)
+                os._exit(STALLED_EXIT_STATUS)
 
 
 def install(app: AppT) -> None:
