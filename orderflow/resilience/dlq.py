@@ -8,6 +8,8 @@ lists, shows and replays them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faust.types import AppT, TopicT
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".dlq"
 PREFIX = "dlq."
@@ -79,7 +83,35 @@ def dead_letter_topic(app: AppT, origin: str, partitions: int) -> TopicT:
 
 
 async def dead_letter(app: Any, message: Any, failure: Failure) -> None:
-    """Send the original bytes of ``message`` (a faust Message) to its topic's DLQ twin."""
+    """Send the original bytes of ``message`` (a faust Message) to its topic's DLQ twin.
+
+    It returns only once the broker has acknowledged the record, retrying with backoff for as
+    long as that takes: the caller acknowledges the message next, so giving up here would lose
+    it. The partition waits meanwhile (back-pressure), and each failed send is logged.
+    """
+    policy = app.settings.retry_policy
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _send(app, message, failure)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.error(
+                "dead-letter topic of %s refused %s[%s]@%s (attempt %d), retrying: %r",
+                message.topic,
+                message.topic,
+                message.partition,
+                message.offset,
+                attempt,
+                error,
+            )
+            await asyncio.sleep(policy.delay(min(attempt, 30)))
+
+
+async def _send(app: Any, message: Any, failure: Failure) -> None:
     topic = dead_letter_topic(app, message.topic, app.settings.topic_partitions)
     await topic.maybe_declare()
     original: Mapping[str, Any] = dict(message.headers or {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
@@ -106,6 +107,27 @@ async def test_errors_that_are_not_failures_do_not_count() -> None:
     with pytest.raises(GatewayError):
         await breaker.call(declined_for_good)
     assert breaker.state is BreakerState.CLOSED
+
+
+async def test_a_dead_letter_is_sent_again_until_the_broker_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller acknowledges the message once dead_letter returns: it must not give up."""
+    app = SimpleNamespace(
+        settings=SimpleNamespace(retry_policy=RetryPolicy(10, base_delay=0.001, max_delay=0.002))
+    )
+    message = SimpleNamespace(topic="p.orders.commands", partition=1, offset=7)
+    failure = dlq.Failure(SchemaError("not JSON"), 1, 1.0, 2.0, "saga")
+    calls: list[object] = []
+
+    async def send(app: object, sent: object, why: object) -> None:
+        calls.append((sent, why))
+        if len(calls) < 4:
+            raise KafkaTimeoutError()
+
+    monkeypatch.setattr(dlq, "_send", send)
+    await dlq.dead_letter(app, message, failure)
+    assert calls == [(message, failure)] * 4
 
 
 def test_failure_headers_tell_the_whole_story() -> None:
