@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 import faust
+from faust.types import ConsumerT
 
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
@@ -20,6 +21,7 @@ from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
+from orderflow.resilience.in_flight import InFlight
 from orderflow.settings import ProcessingGuarantee, Settings
 from orderflow.views import health
 
@@ -52,6 +54,8 @@ class OrderflowApp(faust.App):
         # Topics whose consumption a sink holds back on purpose while its store is down (the
         # stall watchdog leaves them alone: waiting is the back-pressure).
         self.held_topics: set[str] = set()
+        # Events the agents and sinks are working on (what a rebalance waits for).
+        self.in_flight = InFlight()
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""
@@ -64,6 +68,17 @@ class OrderflowApp(faust.App):
             self.breakers[name] = CircuitBreaker(name, config, on_change=observe_breaker)
             observe_breaker(self.breakers[name])
         return self.breakers[name]
+
+    async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
+        """Before partitions are revoked: wait for the events in progress, then commit.
+
+        Faust's own wait counts unacknowledged deliveries and can wait forever when two agents
+        share a topic (see :mod:`orderflow.resilience.in_flight`). Only acknowledged offsets are
+        committed, so an event dropped from a queue is delivered again after the rebalance.
+        """
+        logger.info("Wait for events in progress (%d)...", len(self.in_flight))
+        await self.in_flight.wait_idle()
+        await consumer.commit(start_new_transaction=False)
 
     async def on_stop(self) -> None:
         await self.database.close()

@@ -94,9 +94,10 @@ class Sink:
         batches = stream.noack_take(BATCH_SIZE, within=BATCH_WINDOW)  # type: ignore[attr-defined]
         async for events in batches:
             started = time.perf_counter()
-            await self.write_batch(events)
-            for event in events:
-                await stream.ack(event)
+            with self.app.in_flight.hold(len(events)):
+                await self.write_batch(events)
+                for event in events:
+                    await stream.ack(event)
             timing.observe(time.perf_counter() - started)
             processed.inc(len(events))
 

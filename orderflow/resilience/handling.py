@@ -77,10 +77,11 @@ async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -
     timing = PROCESSING_TIME.labels(name)
     async for event in stream.events():
         started = time.perf_counter()
-        if tracing.enabled():
-            await _traced(app, event, handler, name, policy)
-        else:
-            await handle_event(app, event, handler, name, policy)
+        with app.in_flight.hold():
+            if tracing.enabled():
+                await _traced(app, event, handler, name, policy)
+            else:
+                await handle_event(app, event, handler, name, policy)
         timing.observe(time.perf_counter() - started)
         processed.inc()
 

@@ -1,0 +1,69 @@
+"""What a rebalance waits for: the events in progress, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from orderflow.app import create_app
+from orderflow.resilience.in_flight import InFlight
+from orderflow.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+async def test_idle_once_every_held_event_is_done() -> None:
+    in_flight = InFlight()
+    await asyncio.wait_for(in_flight.wait_idle(), 1)  # nothing held: idle at once
+    with in_flight.hold(3):
+        with in_flight.hold():
+            assert len(in_flight) == 4
+        waiter = asyncio.create_task(in_flight.wait_idle())
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, 1)
+    assert len(in_flight) == 0
+
+
+async def test_a_failing_event_is_released_too() -> None:
+    in_flight = InFlight()
+    with pytest.raises(RuntimeError), in_flight.hold():
+        raise RuntimeError("handler failed")
+    await asyncio.wait_for(in_flight.wait_idle(), 1)
+
+
+class RecordingConsumer:
+    def __init__(self, in_flight: InFlight) -> None:
+        self.in_flight = in_flight
+        self.commits: list[tuple[bool, int]] = []
+
+    async def commit(self, start_new_transaction: bool = True) -> bool:
+        self.commits.append((start_new_transaction, len(self.in_flight)))
+        return True
+
+
+class Log:
+    def info(self, *args: Any) -> None:
+        pass
+
+
+async def test_a_rebalance_commits_after_the_events_in_progress_end() -> None:
+    app = create_app(Settings(), modules=())
+    consumer = RecordingConsumer(app.in_flight)
+    release = asyncio.Event()
+
+    async def handler() -> None:
+        with app.in_flight.hold():
+            await release.wait()
+
+    working = asyncio.create_task(handler())
+    await asyncio.sleep(0)
+    revoking = asyncio.create_task(app._consumer_wait_empty(consumer, Log()))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert consumer.commits == []  # still waiting for the handler
+    release.set()
+    await asyncio.wait_for(revoking, 1)
+    await working
+    assert consumer.commits == [(False, 0)]
