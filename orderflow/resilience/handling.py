@@ -75,13 +75,17 @@ async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -
     policy = app.settings.retry_policy
     processed = EVENTS_PROCESSED.labels(name)
     timing = PROCESSING_TIME.labels(name)
+    in_flight = app.in_flight
     async for event in stream.events():
         started = time.perf_counter()
-        with app.in_flight.hold():
+        in_flight.begin()
+        try:
             if tracing.enabled():
                 await _traced(app, event, handler, name, policy)
             else:
                 await handle_event(app, event, handler, name, policy)
+        finally:
+            in_flight.end()
         timing.observe(time.perf_counter() - started)
         processed.inc()
 

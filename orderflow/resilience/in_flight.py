@@ -32,17 +32,24 @@ class InFlight:
     def __len__(self) -> int:
         return self._count
 
+    def begin(self, events: int = 1) -> None:
+        """Count ``events`` as in progress (pair with :meth:`end`, in a ``finally``)."""
+        self._count += events
+        self._idle.clear()
+
+    def end(self, events: int = 1) -> None:
+        self._count -= events
+        if self._count == 0:
+            self._idle.set()
+
     @contextmanager
     def hold(self, events: int = 1) -> Iterator[None]:
         """Count ``events`` as in progress for the duration of the block."""
-        self._count += events
-        self._idle.clear()
+        self.begin(events)
         try:
             yield
         finally:
-            self._count -= events
-            if self._count == 0:
-                self._idle.set()
+            self.end(events)
 
     async def wait_idle(self) -> None:
         """Return once no event is in progress."""

@@ -27,6 +27,17 @@ async def test_idle_once_every_held_event_is_done() -> None:
     assert len(in_flight) == 0
 
 
+async def test_begin_and_end_count_like_hold() -> None:
+    in_flight = InFlight()
+    in_flight.begin(2)
+    waiter = asyncio.create_task(in_flight.wait_idle())
+    in_flight.end()
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    in_flight.end()
+    await asyncio.wait_for(waiter, 1)
+
+
 async def test_a_failing_event_is_released_too() -> None:
     in_flight = InFlight()
     with pytest.raises(RuntimeError), in_flight.hold():
