@@ -94,6 +94,15 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _optional(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """``parse``, or the empty string for an empty value."""
+
+    def optional(raw: str) -> str:
+        return parse(raw) if raw.strip() else ""
+
+    return optional
+
+
 def _seconds(low: float, high: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
         try:
@@ -194,6 +203,10 @@ class Settings:
     payment_gateway_url: str = "http://127.0.0.1:7070"
     # Per call to the payment gateway; a saga's payment step waits longer than this.
     payment_timeout: float = 2.0
+    # Where customer notifications are POSTed; empty: they are recorded as skipped.
+    notification_webhook_url: str = ""
+    # Per notification delivery.
+    notification_timeout: float = 2.0
     # How long a saga waits for the replies of one step before it compensates (reason timeout).
     saga_step_timeout: float = 15.0
     # Retries of a message whose handling failed for a transient reason, before its DLQ.
@@ -293,6 +306,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mongodb_url": _url("mongodb", "mongodb+srv"),
     "payment_gateway_url": _url("http", "https"),
     "payment_timeout": _seconds(0.05, 60),
+    "notification_webhook_url": _optional(_url("http", "https")),
+    "notification_timeout": _seconds(0.05, 60),
     "saga_step_timeout": _seconds(1, 3600),
     "retry_max_attempts": _integer(1, 100),
     "retry_base_delay": _seconds(0.001, 60),

@@ -39,6 +39,14 @@ RESERVATIONS = Counter(
 RELEASES = Counter("orderflow_stock_releases_total", "Reservations released.")
 STOCK_ON_HAND = Gauge("orderflow_stock_on_hand", "On-hand stock of a sku.", ["sku"])
 PAYMENTS = Counter("orderflow_payments_total", "Authorization requests by outcome.", ["outcome"])
+NOTIFICATIONS_SENT = Counter(
+    "orderflow_notifications_sent_total", "Customer notifications delivered.", ["kind", "channel"]
+)
+NOTIFICATIONS_SKIPPED = Counter(
+    "orderflow_notifications_skipped_total",
+    "Customer notifications recorded but not sent: no channel is configured.",
+    ["kind"],
+)
 
 # Technical.
 EVENTS_PROCESSED = Counter(

@@ -16,6 +16,8 @@ changelog to the partition of the event being processed):
 | products_view   | product id     | ProductView                  | product documents          |
 |                 |   (= sku)      |                              |   (catalog.events,         |
 |                 |                |                              |    inventory.events)       |
+| notifications   | order id       | notifications sent           | notifications              |
+|                 |                |                              |   (orders.events)          |
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ products_view: TypedTable[ProductView] = TypedTable(
     codecs.decode_product_view,
 )
 
+notifications: TypedTable[list[dict[str, Any]]] = TypedTable(
+    _table("notifications", "The notifications sent about each order."),
+    codecs.encode,
+    codecs.decode_json,
+)
+
 ALL_TABLES: dict[str, TypedTable[Any]] = {
     table.name: table
     for table in (
@@ -98,6 +106,7 @@ ALL_TABLES: dict[str, TypedTable[Any]] = {
         customer_orders,
         catalog,
         products_view,
+        notifications,
     )
 }
 

@@ -1,4 +1,4 @@
-"""Orders: place, read (with long-poll), cancel; a customer's orders.
+"""Orders: place, read (with long-poll), cancel; the notifications sent; a customer's orders.
 
 Placing and cancelling go through the intake (orderflow.intake): the command is stored in
 PostgreSQL with its outbox row and its Idempotency-Key record before the client hears 202.
@@ -181,3 +181,13 @@ class CustomerOrders(ApiView):
             return json_response(self, {"customer_id": customer_id, "orders": orders})
 
         return await self.routed(request, tables.customer_orders, customer_id, answer)
+
+
+@app.page("/api/v1/orders/{order_id}/notifications")
+class OrderNotifications(ApiView):
+    async def get(self, request: Request, order_id: str) -> Response:
+        async def answer() -> Response:
+            sent = tables.notifications.get(order_id) or []
+            return json_response(self, {"order_id": order_id, "notifications": sent})
+
+        return await self.routed(request, tables.notifications, order_id, answer)

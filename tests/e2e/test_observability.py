@@ -19,14 +19,21 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orderflow.observability.tracing import dump
+from tests.support.webhook import WebhookReceiver
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
 
 SKU = "SKU-OBS"
 
 
 @pytest.fixture
+async def webhook() -> AsyncIterator[WebhookReceiver]:
+    async with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
 async def workers(
-    kafka_bootstrap: str, database_url: str, run_id: str, tmp_path: Path
+    kafka_bootstrap: str, database_url: str, run_id: str, tmp_path: Path, webhook: WebhookReceiver
 ) -> AsyncIterator[list[WorkerProcess]]:
     name = f"{run_id}-obs"
     with PaymentSimulator(tmp_path / "sim.log") as simulator:
@@ -39,6 +46,7 @@ async def workers(
             database_url=database_url,
             gateway=simulator.url,
             trace_file=str(tmp_path / "spans.jsonl"),  # both workers append whole lines
+            notification_webhook_url=webhook.url,
         )
         for process in processes:
             process.env["OTEL_TRACES_EXPORTER"] = "jsonl"
@@ -87,7 +95,7 @@ def scrape_total(texts: list[str], name: str, **labels: str) -> float:
 
 
 async def test_counters_match_what_happened_and_one_order_is_one_trace(
-    workers: list[WorkerProcess], tmp_path: Path
+    workers: list[WorkerProcess], webhook: WebhookReceiver, tmp_path: Path
 ) -> None:
     first, second = workers
     api = f"{first.url}/api/v1"
@@ -105,14 +113,29 @@ async def test_counters_match_what_happened_and_one_order_is_one_trace(
                 (await post(session, f"{api}/orders", order(token, quantity)))["order_id"]
             )
         outcomes: Counter[tuple[str, str | None]] = Counter()
+        notified: set[str] = set()  # the id of the notification each outcome calls for
         for order_id in placed:
             view = await get(session, f"{second.url}/api/v1/orders/{order_id}?wait=30")
             outcomes[(view["status"], view["reason"])] += 1
+            notified.add(f"{order_id}/order_{view['status'].lower()}")
         assert outcomes == {
             ("CONFIRMED", None): 6,
             ("REJECTED", "payment_declined"): 3,
             ("REJECTED", "out_of_stock"): 2,
         }
+        # One notification per outcome reached the webhook, keyed by its id.
+        for _ in range(300):
+            if len(webhook.received) >= len(notified):
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(key or "" for key, _ in webhook.received) == sorted(notified)
+        assert [body["id"] for _, body in webhook.received] == [k for k, _ in webhook.received]
+        assert {body["customer_id"] for _, body in webhook.received} == {"c-obs"}
+        history = await get(session, f"{first.url}/api/v1/orders/{placed[0]}/notifications")
+        assert [(n["kind"], n["channel"], n["status"]) for n in history["notifications"]] == [
+            ("order_confirmed", "webhook", "sent")
+        ]
+
         texts = []
         for worker in workers:
             async with session.get(f"{worker.url}/metrics") as response:
@@ -127,6 +150,8 @@ async def test_counters_match_what_happened_and_one_order_is_one_trace(
     assert scrape_total(texts, "orderflow_saga_duration_seconds_count", outcome="confirmed") == 6
     assert scrape_total(texts, "orderflow_payments_total", outcome="authorized") == 6
     assert scrape_total(texts, "orderflow_payments_total", outcome="declined") == 3
+    assert scrape_total(texts, "orderflow_notifications_sent_total", kind="order_confirmed") == 6
+    assert scrape_total(texts, "orderflow_notifications_sent_total", kind="order_rejected") == 5
     assert scrape_total(texts, "orderflow_stock_reservations_total", outcome="reserved") >= 9
     assert scrape_total(texts, "orderflow_stock_reservations_total", outcome="rejected") == 2
     assert scrape_total(

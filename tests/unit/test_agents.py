@@ -3,6 +3,7 @@ channels in place of the topics they send to, so each test sees exactly what an 
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,10 +17,13 @@ from yarl import URL
 from orderflow import schemas, tables, topics
 from orderflow.agents import catalog as catalog_agent
 from orderflow.agents import inventory as inventory_agent
+from orderflow.agents import notifications as notifications_agent
 from orderflow.agents import read_models
 from orderflow.agents import saga as saga_agent
 from orderflow.app import app
+from orderflow.domain.notifications import Notification
 from orderflow.domain.saga import Status
+from orderflow.notifications.channels import ChannelUnavailable
 from orderflow.schemas.codec import decode
 
 OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
@@ -284,3 +288,82 @@ async def test_the_product_document_joins_catalog_and_stock(outbox: Outbox) -> N
     ]
     assert sent[0]["in_stock"] is True
     assert sent[0]["deleted"] is False
+
+
+class RecordingChannel:
+    """A channel that keeps what it was handed (the real webhook is tested in integration)."""
+
+    name = "recording"
+
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[Notification] = []
+        self.failures = failures
+
+    async def send(self, notification: Notification) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ChannelUnavailable("down for now")
+        self.sent.append(notification)
+
+    async def close(self) -> None:
+        pass
+
+
+def outcome(order_id: str, kind: str) -> schemas.Message:
+    envelope = schemas.envelope(order_id)
+    if kind == "confirmed":
+        return schemas.OrderConfirmed(
+            **envelope, order_id=order_id, customer_id="c-9", payment_id="pay-1", version=4
+        )
+    return schemas.OrderCancelled(
+        **envelope, order_id=order_id, customer_id="c-9", reason="customer_request", version=6
+    )
+
+
+async def run_notifications(
+    monkeypatch: pytest.MonkeyPatch, channel: RecordingChannel | None, *events: schemas.Message
+) -> None:
+    monkeypatch.setattr(notifications_agent, "configured_channel", lambda: channel)
+    async with notifications_agent.customer_notifications.test_context() as agent:
+        for event in events:
+            await agent.put(event.dumps(), key=event.correlation_id)
+        # A retried delivery ends after put() returns: wait until every event is handled.
+        await asyncio.wait_for(app.in_flight.wait_idle(), 10)
+
+
+async def test_each_outcome_is_notified_once_however_often_it_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = RecordingChannel()
+    confirmed = outcome("o-n1", "confirmed")
+    again = outcome("o-n1", "confirmed")  # re-sent with a new event id
+    await run_notifications(
+        monkeypatch, channel, confirmed, confirmed, again, outcome("o-n1", "cancel")
+    )
+    assert [n.id for n in channel.sent] == ["o-n1/order_confirmed", "o-n1/order_cancelled"]
+    history = tables.notifications.get("o-n1")
+    assert history is not None
+    assert [(h["kind"], h["channel"], h["status"]) for h in history] == [
+        ("order_confirmed", "recording", "sent"),
+        ("order_cancelled", "recording", "sent"),
+    ]
+
+
+async def test_a_channel_that_is_down_for_now_gets_the_notification_on_a_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = RecordingChannel(failures=2)
+    await run_notifications(monkeypatch, channel, outcome("o-n2", "confirmed"))
+    assert [n.id for n in channel.sent] == ["o-n2/order_confirmed"]
+    history = tables.notifications.get("o-n2")
+    assert history is not None
+    assert len(history) == 1
+
+
+async def test_without_a_channel_notifications_are_recorded_as_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await run_notifications(monkeypatch, None, outcome("o-n3", "confirmed"))
+    history = tables.notifications.get("o-n3")
+    assert history is not None
+    assert [(h["channel"], h["status"]) for h in history] == [("none", "skipped")]

@@ -40,6 +40,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "orderflow_stock_releases_total": ("counter", ()),
     "orderflow_stock_on_hand": ("gauge", ("sku",)),
     "orderflow_payments_total": ("counter", ("outcome",)),
+    "orderflow_notifications_sent_total": ("counter", ("kind", "channel")),
+    "orderflow_notifications_skipped_total": ("counter", ("kind",)),
     "orderflow_circuit_breaker_state": ("gauge", ("breaker",)),
     "orderflow_circuit_breaker_opened_total": ("counter", ("breaker",)),
     "orderflow_events_processed_total": ("counter", ("handler",)),

@@ -1,0 +1,1 @@
+"""Channels that deliver customer notifications (see ``orderflow.agents.notifications``)."""
