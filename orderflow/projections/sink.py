@@ -7,8 +7,11 @@ killed mid-batch leaves the batch to be read again, and rewriting it is harmless
 A store that is down or overloaded is retried with backoff and jitter through its circuit
 breaker, for as long as it takes: the partitions wait, which is the back-pressure, and nothing
 is dropped. After ``max_attempts`` tries the sink marks its topic as held, so the stall
-watchdog knows the wait is deliberate. A document the store refuses for good (a mapping
-error, say) and a message that is not a document go to the topic's DLQ with the reason.
+watchdog knows the wait is deliberate. When a rebalance begins meanwhile, the sink gives the
+batch up unacknowledged (it is delivered again afterwards) instead of holding the rebalance,
+and with it the whole consumer group, until the store is back. A document the store refuses
+for good (a mapping error, say) and a message that is not a document go to the topic's DLQ
+with the reason.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.25  # seconds
+REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance while a store is retried
+
+
+class BatchAbandoned(Exception):
+    """A rebalance began while the store refused the batch: it is left unacknowledged."""
 
 
 class NotADocument(ValueError):
@@ -95,7 +103,15 @@ class Sink:
         async for events in batches:
             started = time.perf_counter()
             with self.app.in_flight.hold(len(events)):
-                await self.write_batch(events)
+                try:
+                    await self.write_batch(events)
+                except BatchAbandoned:
+                    log.warning(
+                        "%s: gave up a batch of %d for the rebalance; it comes again after it",
+                        self.projection.name,
+                        len(events),
+                    )
+                    continue
                 for event in events:
                     await stream.ack(event)
             timing.observe(time.perf_counter() - started)
@@ -126,6 +142,8 @@ class Sink:
         spans = self._spans([event for event, _ in parsed])
         try:
             rejections, attempts = await self._write(documents)
+        except BatchAbandoned:
+            raise
         except Exception as error:  # not transient: the whole batch cannot be written
             log.exception("%s: a batch of %d cannot be written", self.projection.name, len(events))
             for event, _ in parsed:
@@ -173,7 +191,18 @@ class Sink:
                 wait = policy.delay(min(attempt, 30))
                 if isinstance(error, BreakerOpen):
                     wait = max(wait, error.retry_after)
-                await asyncio.sleep(wait)
+                await self._wait_unless_rebalancing(wait)
+
+    async def _wait_unless_rebalancing(self, seconds: float) -> None:
+        """Sleep ``seconds``; raise BatchAbandoned as soon as a rebalance is under way."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.app.rebalancing:
+                raise BatchAbandoned(self.projection.name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, REBALANCE_CHECK))
 
     async def _dead_letter(
         self, event: EventT[Any], error: Exception, attempts: int, first: float

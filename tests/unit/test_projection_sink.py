@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -18,8 +21,11 @@ from orderflow.projections.documents import (
     product_search_document,
 )
 from orderflow.projections.registry import PROJECTIONS
-from orderflow.projections.sink import NotADocument, latest_per_id, parse
-from orderflow.projections.stores import Document
+from orderflow.projections.sink import BatchAbandoned, NotADocument, Sink, latest_per_id, parse
+from orderflow.projections.stores import Document, StoreUnavailable
+from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
+from orderflow.resilience.in_flight import InFlight
+from orderflow.settings import Settings
 
 PLACED_AT = "2026-11-21T10:00:00.000000+00:00"
 CONFIRMED_AT = "2026-11-21T10:00:05.000000+00:00"
@@ -311,3 +317,59 @@ def test_the_search_document_of_a_product_adds_what_is_available() -> None:
 def test_a_product_with_negative_stock_has_nothing_available() -> None:
     body = ProductView("SKU-9", on_hand=-2, catalog_version=0).document()
     assert product_search_document(body)["available"] == 0
+
+
+class FlakyStore:
+    """A store that refuses the first ``failures`` writes as unavailable, then keeps them."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.written: list[Document] = []
+
+    async def prepare(self) -> None:
+        pass
+
+    async def write(self, documents: Any, target: str | None = None) -> list[Any]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("down for now")
+        self.written.extend(documents)
+        return []
+
+
+def sink_on(store: FlakyStore) -> tuple[Sink, SimpleNamespace]:
+    settings = replace(
+        Settings(), retry_max_attempts=3, retry_base_delay=0.05, retry_max_delay=0.05
+    )
+    breaker = CircuitBreaker("store", BreakerConfig(failure_threshold=100))
+    app = SimpleNamespace(
+        settings=settings,
+        breaker=lambda name: breaker,
+        held_topics=set(),
+        rebalancing=False,
+        in_flight=InFlight(),
+    )
+    return Sink(app, PROJECTIONS["orders-documents"], store), app
+
+
+DOCUMENTS = [Document("o-1", 3, {"status": "CONFIRMED"})]
+
+
+async def test_a_store_that_comes_back_gets_the_batch() -> None:
+    store = FlakyStore(failures=4)
+    sink, app = sink_on(store)
+    rejections, attempts = await sink._write(DOCUMENTS)
+    assert (rejections, attempts, store.written) == ([], 5, DOCUMENTS)
+    assert app.held_topics == set()  # held while it was retried, released once written
+
+
+async def test_a_rebalance_makes_the_sink_give_up_a_batch_the_store_refuses() -> None:
+    store = FlakyStore(failures=1_000)
+    sink, app = sink_on(store)
+    writing = asyncio.create_task(sink._write(DOCUMENTS))
+    await asyncio.sleep(0.3)
+    assert not writing.done()  # retrying: the store is down
+    app.rebalancing = True
+    with pytest.raises(BatchAbandoned):
+        await asyncio.wait_for(writing, 1)
+    assert store.written == []
