@@ -108,7 +108,11 @@ class StallWatchdog:
         stuck = {}
         held: set[str] = getattr(app, "held_topics", set())
         for tp in consumer.assignment():
-            if tp.topic.endswith("-changelog") or tp.topic in held:
+            if tp.topic.endswith("-changelog"):
+                continue
+            if tp.topic in held:
+                # Timed afresh once released: the wait while held was deliberate.
+                self._idle.pop(tp, None)
                 continue
             offset = committed.get(tp)
             highwater = consumer.highwater(tp)  # None until a fetch from tp has answered

@@ -117,3 +117,19 @@ def test_a_topic_a_sink_holds_back_on_purpose_is_not_stuck() -> None:
     watchdog.stuck_partitions()
     clock.now = 600
     assert watchdog.stuck_partitions() == {tp: 100}
+
+
+def test_a_partition_its_sink_stops_holding_is_timed_afresh() -> None:
+    clock, worker = Clock(), app()
+    (tp,) = worker.consumer.assignment()
+    worker.consumer._committed_offset[tp] = 4
+    watchdog = StallWatchdog(worker, 90, clock)
+    watchdog.stuck_partitions()  # watched from now on
+    clock.now += 10
+    worker.held_topics = {tp.topic}  # the store goes down
+    watchdog.stuck_partitions()
+    clock.now += 500
+    worker.held_topics = set()  # the store is back: the sink needs a moment to catch up
+    assert watchdog.stuck_partitions() == {}
+    clock.now += 100
+    assert watchdog.stuck_partitions() == {tp: 100}
