@@ -121,6 +121,9 @@ async def test_a_store_outage_holds_back_its_projection_and_nothing_else(
                     status, page = await call(session, "GET", search)
                     if status == 200:
                         found = {o["order_id"]: o["status"] for o in page["orders"]}
+                # The sinks caught up: no watchdog takes the wait while held for a stall.
+                await asyncio.sleep(12)
+                assert alive(workers) == {w.name: None for w in workers}
         finally:
             for worker in workers:
                 await asyncio.to_thread(worker.stop)
