@@ -253,7 +253,7 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
                 if alive(worker):
                     break
                 await asyncio.sleep(0.2)
-            await asyncio.to_thread(worker.wait_ready, 180)
+            await asyncio.to_thread(worker.wait_ready, 180, supervised=True)
         await cancel_some(session, cluster, placed)
 
         final: dict[str, dict[str, Any]] = {}

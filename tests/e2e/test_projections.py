@@ -366,7 +366,7 @@ async def test_projections_match_the_tables_through_crashes_replays_and_rebuilds
         crash = asyncio.create_task(crash_mid_stream())
         order_ids = await place_orders(session, [first], rng)
         await asyncio.gather(catalog, crash)
-        await asyncio.to_thread(second.wait_ready)
+        await asyncio.to_thread(second.wait_ready, supervised=True)
         await wait_until_settled(session, first, order_ids)
         settled = await wait_for_stores(session, first, read_side)
         assert len(settled["orders-documents"]) == ORDERS
@@ -379,7 +379,7 @@ async def test_projections_match_the_tables_through_crashes_replays_and_rebuilds
         await asyncio.sleep(1)
         first.kill9()
         first.start()
-        await asyncio.to_thread(first.wait_ready)
+        await asyncio.to_thread(first.wait_ready, supervised=True)
         await wait_for_stores(session, second, read_side)
         stop.set()
         await watcher

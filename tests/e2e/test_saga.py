@@ -205,7 +205,7 @@ async def test_orders_reach_their_outcome_through_a_worker_crash(
             if kind == "cancel":
                 cancellations.append(asyncio.create_task(cancel_soon(session, live, order)))
         await asyncio.gather(*cancellations)
-        await asyncio.to_thread(second.wait_ready)
+        await asyncio.to_thread(second.wait_ready, supervised=True)
 
         # Every order reaches an outcome; read it through alternating workers.
         for index, order in enumerate(orders):

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from orderflow.views.health import STALLED_EXIT_STATUS
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -68,15 +70,22 @@ class WorkerProcess:
         )
         log.close()
 
-    def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until /readyz says the worker has recovered its tables."""
+    def wait_ready(self, timeout: float = 120.0, *, supervised: bool = False) -> dict[str, Any]:
+        """Wait until /readyz says the worker has recovered its tables.
+
+        ``supervised``: a supervisor (see :func:`supervise`) starts the worker again when the
+        stall watchdog ends it, so that exit is waited out; any other exit fails at once.
+        """
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             assert self.process is not None
-            assert self.process.poll() is None, (
-                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
-            )
+            status = self.process.poll()
+            if status is not None and supervised and status == STALLED_EXIT_STATUS:
+                last = f"exited with {status}; waiting for the supervisor to start it again"
+                time.sleep(0.25)
+                continue
+            assert status is None, f"{self.name} exited with {status}:\n{self.log_tail()}"
             try:
                 status, last = http_get(f"{self.url}/readyz", timeout=2)
                 if status == 200:
