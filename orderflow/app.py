@@ -80,10 +80,13 @@ class OrderflowApp(faust.App):
         await self.in_flight.wait_idle()
         await consumer.commit(start_new_transaction=False)
 
-    async def on_stop(self) -> None:
+    async def on_shutdown(self) -> None:
+        # After the agents and tasks have stopped (on_stop runs before them): a sink or the
+        # outbox relay still finishing a batch must not find its client closed, or a graceful
+        # stop would dead-letter documents it was writing.
         await self.database.close()
         await self.read_side.close()
-        await super().on_stop()
+        await super().on_shutdown()
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:

@@ -159,6 +159,13 @@ async def test_counters_match_what_happened_and_one_order_is_one_trace(
     ) == len(placed)
     assert scrape_total(texts, "orderflow_events_processed_total", handler="saga") > 0
 
+    # A graceful stop lets the sinks finish with their store clients still open: nothing is
+    # dead-lettered on the way out (nothing in this run is poison).
+    for worker in workers:
+        await asyncio.to_thread(worker.stop)
+        log = worker.log_path.read_text(errors="replace")
+        assert "dead-lettering" not in log, worker.log_tail(40)
+
     # Traces: every span of the first confirmed order's trace, from both workers' files.
     spans = dump(str(tmp_path / "spans.jsonl"))
     by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
