@@ -9,7 +9,7 @@ API, a chat webhook, a company's own notification service).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Self
 
 import aiohttp
 
@@ -51,6 +51,12 @@ class WebhookChannel:
         self.url = url
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def send(self, notification: Notification) -> None:
         if self._session is None:

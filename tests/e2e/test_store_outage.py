@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,7 +57,7 @@ def alive(workers: list[WorkerProcess]) -> dict[str, int | None]:
 
 async def test_a_store_outage_holds_back_its_projection_and_nothing_else(
     kafka_bootstrap: str, database_url: str, elasticsearch: str, mongodb: str, run_id: str,
-    tmp_path: Any,
+    tmp_path: Path,
 ) -> None:  # fmt: skip
     name = f"{run_id}-outage"
     target = urlsplit(elasticsearch)

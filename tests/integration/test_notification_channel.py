@@ -25,12 +25,11 @@ NOTIFICATION = Notification(
 
 
 async def test_a_notification_is_posted_as_json_with_its_id_as_idempotency_key() -> None:
-    async with WebhookReceiver() as receiver:
-        channel = WebhookChannel(receiver.url, timeout=2)
-        try:
-            await channel.send(NOTIFICATION)
-        finally:
-            await channel.close()
+    async with (
+        WebhookReceiver() as receiver,
+        WebhookChannel(receiver.url, timeout=2) as channel,
+    ):
+        await channel.send(NOTIFICATION)
     assert receiver.received == [("o-1/order_confirmed", NOTIFICATION.payload())]
 
 
@@ -39,21 +38,16 @@ async def test_a_notification_is_posted_as_json_with_its_id_as_idempotency_key()
 async def test_the_answer_decides_whether_to_retry(status: int, error: type[Exception]) -> None:
     async with WebhookReceiver() as receiver:
         receiver.status = status
-        channel = WebhookChannel(receiver.url, timeout=2)
-        try:
+        async with WebhookChannel(receiver.url, timeout=2) as channel:
             with pytest.raises(error):
                 await channel.send(NOTIFICATION)
-        finally:
-            await channel.close()
 
 
 async def test_nobody_listening_is_unavailable() -> None:
-    channel = WebhookChannel(f"http://127.0.0.1:{free_port()}/notifications", timeout=2)
-    try:
+    url = f"http://127.0.0.1:{free_port()}/notifications"
+    async with WebhookChannel(url, timeout=2) as channel:
         with pytest.raises(ChannelUnavailable):
             await channel.send(NOTIFICATION)
-    finally:
-        await channel.close()
 
 
 async def test_no_answer_in_time_is_unavailable() -> None:
