@@ -25,10 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def _write(sku: str, order_id: str | None, outcome: Outcome) -> None:
-    # The reservation first, the level second: see orderflow.domain.inventory.
+    # The reservation first, the level second, into one table: its changelog keeps them in
+    # that order (see orderflow.domain.inventory).
     if outcome.reservation is not None and order_id is not None:
-        tables.reservations[tables.reservation_key(sku, order_id)] = outcome.reservation
-    tables.stock[sku] = outcome.level
+        tables.inventory[tables.reservation_key(sku, order_id)] = outcome.reservation
+    tables.inventory[sku] = outcome.level
+
+
+def _level(sku: str) -> StockLevel:
+    return tables.stock_level(sku) or StockLevel()
 
 
 async def _publish_level(sku: str, level: StockLevel, cause: schemas.Message) -> None:
@@ -65,23 +70,23 @@ async def _reply(command: schemas.ReserveStock, held: Reservation, level: StockL
 async def apply(command: schemas.Message, offset: int) -> None:
     match command:
         case schemas.ReserveStock(sku=sku, order_id=order_id, quantity=quantity):
-            key = tables.reservation_key(sku, order_id)
-            existing = tables.reservations.get(key)
-            outcome = inventory.reserve(
-                tables.stock.get(sku) or StockLevel(), existing, quantity, offset
-            )
+            existing = tables.reservation(sku, order_id)
+            outcome = inventory.reserve(_level(sku), existing, quantity, offset)
             _write(sku, order_id, outcome)
             held = outcome.reservation or existing
-            assert held is not None
+            if held is None:
+                raise inventory.InconsistentStock(
+                    f"{sku} is at offset {outcome.level.offset} >= {offset} "
+                    f"but holds no reservation for order {order_id}"
+                )
             await _reply(command, held, outcome.level)
         case schemas.ReleaseStock(sku=sku, order_id=order_id):
-            existing = tables.reservations.get(tables.reservation_key(sku, order_id))
-            outcome = inventory.release(tables.stock.get(sku) or StockLevel(), existing, offset)
+            existing = tables.reservation(sku, order_id)
+            outcome = inventory.release(_level(sku), existing, offset)
             _write(sku, order_id, outcome)
         case schemas.AdjustStock(sku=sku, delta=delta):
             try:
-                level = tables.stock.get(sku) or StockLevel()
-                outcome = inventory.adjust(level, delta, offset, command.event_id)
+                outcome = inventory.adjust(_level(sku), delta, offset, command.event_id)
             except inventory.AdjustmentRefused as refused:
                 log.warning("inventory: adjustment of %s refused: %s", sku, refused)
                 return

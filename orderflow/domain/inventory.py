@@ -1,8 +1,14 @@
 """Stock rules: reserve per order line, release idempotently, adjust by hand.
 
-Per sku there is one ``StockLevel`` and, per (sku, order), one ``Reservation``. The two are two
-table records, so a crash can persist the first write and lose the second. Both carry the
-offset of the command that last changed them, which makes a redelivered command safe:
+Per sku there is one ``StockLevel`` and, per (sku, order), one ``Reservation``: two records of
+one table, written reservation first. Both carry the offset of the command that last changed
+them, which makes a redelivered command safe.
+
+What a crash leaves: the table's changelog receives a command's records on one partition, in
+the order they were written, and Kafka keeps a partition's records in order; so what survives
+is a prefix of the writes: the reservation without the level, never the level without the
+reservation. Commands before the committed offset are complete (Faust flushes the producer
+before it commits); the ones after it are delivered again, in order:
 
 - ``level.offset >= offset``: the command was applied completely; only its reply is re-sent.
 - ``reservation.offset == offset`` but the level is older: the crash fell between the two
@@ -89,6 +95,11 @@ def release(level: StockLevel, reservation: Reservation | None, offset: int) -> 
         tombstone = Reservation(0, ReservationStatus.RELEASED, offset)
         return Outcome(tombstone, replace(level, offset=offset), changed=False)
     return Outcome(None, replace(level, offset=offset), changed=False)
+
+
+class InconsistentStock(RuntimeError):
+    """The stored records contradict each other: a level applied a command whose reservation
+    is missing. The write order rules it out; the command is dead-lettered with this reason."""
 
 
 class AdjustmentRefused(ValueError):

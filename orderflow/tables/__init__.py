@@ -7,8 +7,8 @@ changelog to the partition of the event being processed):
 |-----------------|----------------|------------------------------|----------------------------|
 | sagas           | order id       | SagaState                    | saga (orders.commands,     |
 | saga_deadlines  | order id       | deadline (epoch seconds)     |   saga.replies)            |
-| stock           | sku            | StockLevel                   | inventory                  |
-| reservations    | sku/order id   | Reservation                  |   (inventory.commands)     |
+| inventory       | sku            | StockLevel                   | inventory                  |
+|                 | sku/order id   | Reservation                  |   (inventory.commands)     |
 | payments        | order id       | the gateway's answer         | payments                   |
 | orders_view     | order id       | order read model             | read models (orders.events)|
 | customer_orders | customer id    | the customer's recent orders | read models (by customer)  |
@@ -52,17 +52,17 @@ saga_deadlines: TypedTable[float] = TypedTable(
     codecs.encode,
     codecs.decode_json,
 )
-stock: TypedTable[StockLevel] = TypedTable(
-    _table("stock", "On-hand and reserved stock per sku."),
+# A sku's level and its reservations share one table, hence one changelog partition: the two
+# records an inventory command writes reach Kafka in the order they were written, so a crash
+# keeps a prefix of them (see orderflow.domain.inventory). Skus never contain '/'.
+inventory: TypedTable[StockLevel | Reservation] = TypedTable(
+    _table(
+        "inventory",
+        "Stock per sku (key: sku) and the stock held for each order line (key: 'sku/order id').",
+    ),
     codecs.encode,
-    codecs.decode_stock_level,
-)
-reservations: TypedTable[Reservation] = TypedTable(
-    _table("reservations", "Stock held for an order line, keyed 'sku/order id'."),
-    codecs.encode,
-    codecs.decode_reservation,
-    # Written while the sku's inventory command is processed: it lives on the sku's partition.
-    partition_key=lambda key: key.rpartition("/")[0],
+    codecs.decode_inventory_record,
+    partition_key=lambda key: key.partition("/")[0],
 )
 payments: TypedTable[dict[str, Any]] = TypedTable(
     _table("payments", "The payment of each order as the gateway answered it."),
@@ -99,8 +99,7 @@ ALL_TABLES: dict[str, TypedTable[Any]] = {
     for table in (
         sagas,
         saga_deadlines,
-        stock,
-        reservations,
+        inventory,
         payments,
         orders_view,
         customer_orders,
@@ -113,3 +112,15 @@ ALL_TABLES: dict[str, TypedTable[Any]] = {
 
 def reservation_key(sku: str, order_id: str) -> str:
     return f"{sku}/{order_id}"
+
+
+def stock_level(sku: str) -> StockLevel | None:
+    level = inventory.get(sku)
+    assert level is None or isinstance(level, StockLevel), sku
+    return level
+
+
+def reservation(sku: str, order_id: str) -> Reservation | None:
+    held = inventory.get(reservation_key(sku, order_id))
+    assert held is None or isinstance(held, Reservation), (sku, order_id)
+    return held

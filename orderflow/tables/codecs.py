@@ -56,19 +56,17 @@ def decode_saga(raw: bytes) -> SagaState:
     )
 
 
-def decode_stock_level(raw: bytes) -> StockLevel:
+def decode_inventory_record(raw: bytes) -> StockLevel | Reservation:
+    """A record of the inventory table: a sku's level, or a reservation (it has a status)."""
     data = orjson.loads(raw)
+    if "status" in data:
+        return Reservation(data["quantity"], ReservationStatus(data["status"]), data["offset"])
     return StockLevel(
         on_hand=data["on_hand"],
         reserved=data["reserved"],
         offset=data["offset"],
         recent_adjustments=tuple(data.get("recent_adjustments", ())),
     )
-
-
-def decode_reservation(raw: bytes) -> Reservation:
-    data = orjson.loads(raw)
-    return Reservation(data["quantity"], ReservationStatus(data["status"]), data["offset"])
 
 
 def decode_catalog_entry(raw: bytes) -> CatalogEntry:

@@ -54,7 +54,8 @@ class Tables(ApiView):
         return json_response(self, {"tables": described})
 
 
-# {key:.+} accepts keys with slashes (reservations), sent as they are or as %2F.
+# {key:.+} accepts keys with slashes (an inventory reservation is 'sku/order id'), sent as they
+# are or as %2F.
 @app.page("/api/v1/admin/tables/{table}/keys/{key:.+}")
 class TableKey(ApiView):
     async def get(self, request: Request, table: str, key: str) -> Response:

@@ -7,6 +7,7 @@ from faust.web import Request, Response
 
 from orderflow import intake, schemas, tables, topics
 from orderflow.app import app
+from orderflow.domain import orders
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
@@ -18,7 +19,7 @@ MAX_DELTA = 1_000_000
 class Stock(ApiView):
     async def get(self, request: Request, sku: str) -> Response:
         async def answer() -> Response:
-            level = tables.stock.get(sku)
+            level = tables.stock_level(sku)
             if level is None:
                 raise Problem(404, f"no stock has ever been recorded for sku {sku}")
             return json_response(
@@ -31,7 +32,7 @@ class Stock(ApiView):
                 },
             )
 
-        return await self.routed(request, tables.stock, sku, answer)
+        return await self.routed(request, tables.inventory, sku, answer)
 
 
 @app.page("/api/v1/inventory/{sku}/adjustments")
@@ -48,8 +49,8 @@ class StockAdjustments(ApiView):
             errors.append({"field": "delta", "message": f"at most {MAX_DELTA} either way"})
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
             errors.append({"field": "reason", "message": "required, at most 200 characters"})
-        if not sku.strip() or len(sku) > 100:
-            errors.append({"field": "sku", "message": "at most 100 characters"})
+        if sku_problem := orders.sku_problem(sku):
+            errors.append({"field": "sku", "message": sku_problem})
         if errors:
             raise Problem(422, "the adjustment is invalid", errors=errors)
         assert isinstance(delta, int)

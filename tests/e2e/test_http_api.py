@@ -130,6 +130,7 @@ def stock(api: str, sku: str, quantity: int) -> None:
         ),
         (order(lines=[{"sku": "A", "quantity": "2", "unit_price": 1}]), 422, ["lines[0].quantity"]),
         (order(customer_id=None, payment={}), 422, ["customer_id", "payment.token"]),
+        (order(lines=[{"sku": "A/B", "quantity": 1, "unit_price": 1}]), 422, ["lines[0].sku"]),
     ],
 )
 def test_invalid_orders_are_refused_with_a_problem_naming_the_field(
@@ -170,6 +171,26 @@ def test_a_long_poll_returns_the_outcome_and_location_points_at_it(api: str) -> 
     assert time.monotonic() - started < 20
     assert view["total"] == 500
     assert [h["status"] for h in view["history"]] == ["PENDING", "CONFIRMED"]
+
+
+def test_the_inventory_table_holds_the_level_and_each_reservation(api: str) -> None:
+    stock(api, "SKU-R", 4)
+    code, _, accepted = request(
+        "POST", f"{api}/orders", order(lines=[{"sku": "SKU-R", "quantity": 3, "unit_price": 1}])
+    )
+    order_id = accepted["order_id"]
+    code, _, view = request("GET", f"{api}/orders/{order_id}?wait=20")
+    assert view["status"] == "CONFIRMED"
+
+    keys = f"{api}/admin/tables/inventory/keys"
+    code, _, level = request("GET", f"{keys}/SKU-R")
+    assert code == 200
+    assert (level["value"]["on_hand"], level["value"]["reserved"]) == (1, 3)
+    code, _, held = request("GET", f"{keys}/SKU-R%2F{order_id}")
+    assert code == 200
+    assert (held["value"]["quantity"], held["value"]["status"]) == (3, "RESERVED")
+    code, _, tables = request("GET", f"{api}/admin/tables")
+    assert "inventory" in [table["name"] for table in tables["tables"]]
 
 
 def test_a_closed_order_cannot_be_cancelled_again(api: str) -> None:

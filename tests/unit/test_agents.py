@@ -184,7 +184,7 @@ async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox
         )
         await agent.put(too_many.dumps(), key="SKU-9")
 
-    level = tables.stock.get("SKU-9")
+    level = tables.stock_level("SKU-9")
     assert level is not None
     assert (level.on_hand, level.reserved) == (2, 3)
     replies = [(k, type(v).__name__) for k, v in await outbox.drain("saga_replies")]

@@ -124,6 +124,7 @@ def test_the_limits_themselves_are_valid() -> None:
         (body(lines=[line(sku="")]), "lines[0].sku", "non-empty string"),
         (body(lines=[line(sku=12)]), "lines[0].sku", "non-empty string"),
         (body(lines=[line(sku="S" * 101)]), "lines[0].sku", "at most 100 characters"),
+        (body(lines=[line(sku="SKU/1")]), "lines[0].sku", "must not contain '/'"),
         (body(lines=[line(), line()]), "lines[1].sku", "duplicate sku in this order"),
         # a line's quantity
         (body(lines=[line(quantity=0)]), "lines[0].quantity", "must be from 1 to 10000"),

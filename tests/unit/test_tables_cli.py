@@ -21,22 +21,22 @@ from tests.support.workers import free_port
 TABLES = {
     "tables": [
         {
-            "name": "stock",
-            "help": "On-hand and reserved stock per sku.",
+            "name": "inventory",
+            "help": "Stock per sku and per order line.",
             "partitions": 8,
-            "changelog_topic": "orderflow-stock-changelog",
+            "changelog_topic": "orderflow-inventory-changelog",
         },
         {
-            "name": "reservations",
-            "help": "Stock held for an order line, keyed 'sku/order id'.",
+            "name": "sagas",
+            "help": "The state of every order's saga.",
             "partitions": 8,
-            "changelog_topic": "orderflow-reservations-changelog",
+            "changelog_topic": "orderflow-sagas-changelog",
         },
     ]
 }
 VALUES = {
-    ("stock", "SKU-1"): {"on_hand": 5, "reserved": 2, "offset": 41},
-    ("reservations", "SKU-1/order-9"): {"quantity": 2, "status": "RESERVED"},
+    ("inventory", "SKU-1"): {"on_hand": 5, "reserved": 2, "offset": 41},
+    ("inventory", "SKU-1/order-9"): {"quantity": 2, "status": "RESERVED", "offset": 40},
 }
 WORKERS = ["http://127.0.0.1:6066", "http://127.0.0.1:6067"]
 
@@ -49,7 +49,7 @@ def _problem(status: int, detail: str) -> web.Response:
 
 
 def _scan_answer(table: str, prefix: str, limit: int) -> dict[str, object]:
-    if table == "stock":  # every worker answered, more keys match than the limit
+    if table == "inventory":  # every worker answered, more keys match than the limit
         items = [{"key": f"SKU-{n}", "value": {"on_hand": n, "reserved": 0}} for n in (1, 2)]
         workers = [{"url": url, "items": 1, "error": None} for url in WORKERS]
         return {"table": table, "prefix": prefix, "items": items[:limit], "truncated": True,
@@ -60,7 +60,7 @@ def _scan_answer(table: str, prefix: str, limit: int) -> dict[str, object]:
         {"url": WORKERS[1], "items": 0, "error": "no answer within 10 s"},
     ]
     return {"table": table, "prefix": prefix, "truncated": False, "complete": False,
-            "items": [{"key": "SKU-1/order-9", "value": {"quantity": 2}}],
+            "items": [{"key": "order-9", "value": {"status": "PENDING"}}],
             "missing_partitions": [4, 5, 6, 7], "workers": workers}  # fmt: skip
 
 
@@ -83,7 +83,7 @@ async def worker() -> AsyncIterator[FakeWorker]:
         fake.requests.append(request.raw_path)
         table, key = request.match_info["table"], request.match_info["key"]
         if table not in {t["name"] for t in TABLES["tables"]}:
-            return _problem(404, f"no table {table!r}; the tables are reservations, stock")
+            return _problem(404, f"no table {table!r}; the tables are inventory, sagas")
         if (table, key) not in VALUES:
             return _problem(404, f"no key {key!r} in table {table}")
         return web.json_response({"table": table, "key": key, "value": VALUES[table, key]})
@@ -120,11 +120,9 @@ async def test_list_prints_aligned_columns(worker: FakeWorker) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "TABLE         PARTITIONS  CHANGELOG TOPIC                   DESCRIPTION",
-        "stock         8           orderflow-stock-changelog         On-hand and reserved stock "
-        "per sku.",
-        "reservations  8           orderflow-reservations-changelog  Stock held for an order "
-        "line, keyed 'sku/order id'.",
+        "TABLE      PARTITIONS  CHANGELOG TOPIC                DESCRIPTION",
+        "inventory  8           orderflow-inventory-changelog  Stock per sku and per order line.",
+        "sagas      8           orderflow-sagas-changelog      The state of every order's saga.",
     ]
 
 
@@ -137,37 +135,39 @@ async def test_the_default_url_is_the_local_worker_of_the_settings(worker: FakeW
 
 
 async def test_get_pretty_prints_the_value(worker: FakeWorker) -> None:
-    result = await _cli("get", "stock", "SKU-1", "--url", worker.url)
+    result = await _cli("get", "inventory", "SKU-1", "--url", worker.url)
 
     assert result.exit_code == 0, result.output
     assert result.stdout == '{\n  "on_hand": 5,\n  "reserved": 2,\n  "offset": 41\n}\n'
 
 
 async def test_get_sends_a_key_with_a_slash_as_one_path_segment(worker: FakeWorker) -> None:
-    result = await _cli("get", "reservations", "SKU-1/order-9", "--url", worker.url, "--json")
+    result = await _cli("get", "inventory", "SKU-1/order-9", "--url", worker.url, "--json")
 
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout)["key"] == "SKU-1/order-9"
-    assert worker.requests == ["/api/v1/admin/tables/reservations/keys/SKU-1%2Forder-9"]
+    assert worker.requests == ["/api/v1/admin/tables/inventory/keys/SKU-1%2Forder-9"]
 
 
 async def test_get_of_a_missing_key_prints_the_problem_detail(worker: FakeWorker) -> None:
-    result = await _cli("get", "stock", "SKU-404", "--url", worker.url)
+    result = await _cli("get", "inventory", "SKU-404", "--url", worker.url)
 
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "error: no key 'SKU-404' in table stock\n"
+    assert result.stderr == "error: no key 'SKU-404' in table inventory\n"
 
 
 async def test_an_unknown_table_prints_the_known_ones(worker: FakeWorker) -> None:
     result = await _cli("get", "nope", "k", "--url", worker.url)
 
     assert result.exit_code == 1
-    assert result.stderr == "error: no table 'nope'; the tables are reservations, stock\n"
+    assert result.stderr == "error: no table 'nope'; the tables are inventory, sagas\n"
 
 
 async def test_scan_prints_one_line_per_key(worker: FakeWorker) -> None:
-    result = await _cli("scan", "stock", "--prefix", "SKU-", "--limit", "2", "--url", worker.url)
+    result = await _cli(
+        "scan", "inventory", "--prefix", "SKU-", "--limit", "2", "--url", worker.url
+    )
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
@@ -176,32 +176,32 @@ async def test_scan_prints_one_line_per_key(worker: FakeWorker) -> None:
     ]
     assert "more match" in result.stderr
     assert "partial" not in result.stderr
-    assert worker.requests == ["/api/v1/admin/tables/stock/scan?prefix=SKU-&limit=2"]
+    assert worker.requests == ["/api/v1/admin/tables/inventory/scan?prefix=SKU-&limit=2"]
 
 
 async def test_scan_says_when_the_answer_is_partial(worker: FakeWorker) -> None:
-    result = await _cli("scan", "reservations", "--url", worker.url)
+    result = await _cli("scan", "sagas", "--url", worker.url)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == ['SKU-1/order-9  {"quantity":2}']
+    assert result.stdout.splitlines() == ['order-9  {"status":"PENDING"}']
     assert result.stderr.splitlines() == [
         "warning: partial answer, keys may be missing:",
         f"  {WORKERS[1]} did not answer: no answer within 10 s",
         "  partitions nobody scanned: 4, 5, 6, 7",
     ]
-    assert worker.requests == ["/api/v1/admin/tables/reservations/scan?prefix=&limit=100"]
+    assert worker.requests == ["/api/v1/admin/tables/sagas/scan?prefix=&limit=100"]
 
 
 async def test_scan_json_prints_the_answer_as_it_is(worker: FakeWorker) -> None:
-    result = await _cli("scan", "reservations", "--json", "--url", worker.url)
+    result = await _cli("scan", "sagas", "--json", "--url", worker.url)
 
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.stdout) == _scan_answer("reservations", "", 100)
+    assert orjson.loads(result.stdout) == _scan_answer("sagas", "", 100)
     assert result.stderr == ""
 
 
 async def test_scan_refuses_a_limit_out_of_range_before_any_request(worker: FakeWorker) -> None:
-    result = await _cli("scan", "stock", "--limit", "1001", "--url", worker.url)
+    result = await _cli("scan", "inventory", "--limit", "1001", "--url", worker.url)
 
     assert result.exit_code == 2
     assert "--limit" in result.stderr
