@@ -20,6 +20,7 @@ from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
+from orderflow.resilience import local_state
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.in_flight import InFlight
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -80,6 +81,12 @@ class OrderflowApp(faust.App):
         await self.in_flight.wait_idle()
         await consumer.commit(start_new_transaction=False)
 
+    async def on_first_start(self) -> None:
+        # Before any table opens: local tables left by a run that did not stop cleanly may
+        # hold writes that Kafka never got (see orderflow.resilience.local_state).
+        local_state.claim(self.conf.datadir, self.conf.tabledir)
+        await super().on_first_start()
+
     async def on_shutdown(self) -> None:
         # After the agents and tasks have stopped (on_stop runs before them): a sink or the
         # outbox relay still finishing a batch must not find its client closed, or a graceful
@@ -87,6 +94,9 @@ class OrderflowApp(faust.App):
         await self.database.close()
         await self.read_side.close()
         await super().on_shutdown()
+        # on_stop committed the offsets and flushed every table write to the changelogs.
+        if self.crash_reason is None:
+            local_state.mark_clean_stop(self.conf.datadir)
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:
