@@ -7,9 +7,10 @@ killed mid-batch leaves the batch to be read again, and rewriting it is harmless
 A store that is down or overloaded is retried with backoff and jitter through its circuit
 breaker, for as long as it takes: the partitions wait, which is the back-pressure, and nothing
 is dropped. After ``max_attempts`` tries the sink marks its topic as held, so the stall
-watchdog knows the wait is deliberate. When a rebalance begins meanwhile, the sink gives the
-batch up unacknowledged (it is delivered again afterwards) instead of holding the rebalance,
-and with it the whole consumer group, until the store is back. A document the store refuses
+watchdog knows the wait is deliberate. When a rebalance begins meanwhile, or the worker is
+asked to stop, the sink gives the batch up unacknowledged (it is delivered again afterwards)
+instead of holding the rebalance, and with it the whole consumer group, or the stop, until the
+store is back. A document the store refuses
 for good (a mapping error, say) and a message that is not a document go to the topic's DLQ
 with the reason.
 """
@@ -43,11 +44,12 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.25  # seconds
-REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance while a store is retried
+REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance or a stop while a store is retried
 
 
 class BatchAbandoned(Exception):
-    """A rebalance began while the store refused the batch: it is left unacknowledged."""
+    """A rebalance or a stop began while the store refused the batch: it is left
+    unacknowledged."""
 
 
 class NotADocument(ValueError):
@@ -107,7 +109,7 @@ class Sink:
                     await self.write_batch(events)
                 except BatchAbandoned:
                     log.warning(
-                        "%s: gave up a batch of %d for the rebalance; it comes again after it",
+                        "%s: gave up a batch of %d for the rebalance or stop; it comes again",
                         self.projection.name,
                         len(events),
                     )
@@ -191,13 +193,14 @@ class Sink:
                 wait = policy.delay(min(attempt, 30))
                 if isinstance(error, BreakerOpen):
                     wait = max(wait, error.retry_after)
-                await self._wait_unless_rebalancing(wait)
+                await self._wait_unless_interrupted(wait)
 
-    async def _wait_unless_rebalancing(self, seconds: float) -> None:
-        """Sleep ``seconds``; raise BatchAbandoned as soon as a rebalance is under way."""
+    async def _wait_unless_interrupted(self, seconds: float) -> None:
+        """Sleep ``seconds``; raise BatchAbandoned as soon as a rebalance or a stop is under
+        way (either waits for the batches in progress)."""
         deadline = time.monotonic() + seconds
         while True:
-            if self.app.rebalancing:
+            if self.app.rebalancing or self.app.should_stop:
                 raise BatchAbandoned(self.projection.name)
             remaining = deadline - time.monotonic()
             if remaining <= 0:

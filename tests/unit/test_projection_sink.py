@@ -347,6 +347,7 @@ def sink_on(store: FlakyStore) -> tuple[Sink, SimpleNamespace]:
         breaker=lambda name: breaker,
         held_topics=set(),
         rebalancing=False,
+        should_stop=False,
         in_flight=InFlight(),
     )
     return Sink(app, PROJECTIONS["orders-documents"], store), app
@@ -363,13 +364,16 @@ async def test_a_store_that_comes_back_gets_the_batch() -> None:
     assert app.held_topics == set()  # held while it was retried, released once written
 
 
-async def test_a_rebalance_makes_the_sink_give_up_a_batch_the_store_refuses() -> None:
+@pytest.mark.parametrize("interruption", ["rebalancing", "should_stop"])
+async def test_a_rebalance_or_a_stop_makes_the_sink_give_up_a_batch_the_store_refuses(
+    interruption: str,
+) -> None:
     store = FlakyStore(failures=1_000)
     sink, app = sink_on(store)
     writing = asyncio.create_task(sink._write(DOCUMENTS))
     await asyncio.sleep(0.3)
     assert not writing.done()  # retrying: the store is down
-    app.rebalancing = True
+    setattr(app, interruption, True)
     with pytest.raises(BatchAbandoned):
         await asyncio.wait_for(writing, 1)
     assert store.written == []
