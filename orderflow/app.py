@@ -13,14 +13,14 @@ from functools import cache
 from typing import Any
 
 import faust
-from faust.types import ConsumerT
+from faust.types import ConsumerT, ProducerT
 
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
-from orderflow.resilience import local_state
+from orderflow.resilience import local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.in_flight import InFlight
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -80,6 +80,12 @@ class OrderflowApp(faust.App):
         logger.info("Wait for events in progress (%d)...", len(self.in_flight))
         await self.in_flight.wait_idle()
         await consumer.commit(start_new_transaction=False)
+
+    def _new_producer(self) -> ProducerT:
+        # Faust's buffer can let a commit get ahead of table writes still in it.
+        producer = super()._new_producer()
+        producer_buffer.install(producer)
+        return producer
 
     async def on_first_start(self) -> None:
         # Before any table opens: local tables left by a run that did not stop cleanly may

@@ -1,0 +1,66 @@
+"""A producer buffer whose flush waits for every buffered message.
+
+Faust queues table changelog records (and every ``send_soon``) in the producer's buffer, and
+flushes it before each offset commit, so that a committed offset never gets ahead of the table
+writes it caused. But Faust's ``ProducerBuffer.flush`` gives up as soon as one message takes
+more than 0.1 s to be handed to the Kafka client (``flush_atmost`` returns on that timeout):
+on a busy worker, or while the client waits for a new partition's metadata, the commit then
+goes ahead with changelog records still in the buffer, and a worker killed at that moment
+loses them although their source offsets are committed.
+
+:class:`DrainingProducerBuffer` counts the messages put and the messages handed over; its
+flush returns once everything put before the call has been handed to the client, whose own
+flush (called next by the producer) then waits for the broker's acknowledgements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from faust.transport.producer import ProducerBuffer
+from faust.types import FutureMessage
+
+
+class DrainingProducerBuffer(ProducerBuffer):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.put_count = 0
+        self.handed_count = 0  # sent to the client, or failed (the failure is the future's)
+        self._handed = asyncio.Event()
+
+    def put(self, fut: FutureMessage) -> None:
+        super().put(fut)
+        self.put_count += 1
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.handed_count += 1
+            self._handed.set()
+
+    async def flush(self) -> None:
+        """Wait until every message put before this call has been handed to the client.
+
+        The buffer's own stop flushes too, while its sending task still runs; once that task
+        is gone ("shutdown", "crashed") nothing can drain, as in Faust's flush."""
+        target = self.put_count
+        while self.handed_count < target:
+            if self.state not in ("running", "stopping"):
+                raise RuntimeError(f"Cannot flush: the producer buffer is {self.state}")
+            self._handed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._handed.wait(), timeout=1.0)
+
+
+def install(producer: Any) -> None:
+    """Give ``producer`` (not started yet) a draining buffer in place of Faust's. A threaded
+    producer (``producer_threaded``, which orderflow does not use) keeps Faust's buffer: its
+    messages do not pass through the buffer's sending task."""
+    if producer.app.conf.producer_threaded:
+        return
+    buffer = DrainingProducerBuffer(loop=producer.loop, beacon=producer.beacon)
+    buffer.app = producer.app
+    producer.buffer = buffer
