@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from typing import Any
 
 from faust.transport.producer import ProducerBuffer
 from faust.types import FutureMessage
+
+log = logging.getLogger(__name__)
+
+SLOW_FLUSH = 5.0  # seconds a flush waits before it says so
 
 
 class DrainingProducerBuffer(ProducerBuffer):
@@ -47,12 +53,21 @@ class DrainingProducerBuffer(ProducerBuffer):
         The buffer's own stop flushes too, while its sending task still runs; once that task
         is gone ("shutdown", "crashed") nothing can drain, as in Faust's flush."""
         target = self.put_count
+        started = time.monotonic()
+        warned = False
         while self.handed_count < target:
             if self.state not in ("running", "stopping"):
                 raise RuntimeError(f"Cannot flush: the producer buffer is {self.state}")
             self._handed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._handed.wait(), timeout=1.0)
+            if not warned and time.monotonic() - started > SLOW_FLUSH:
+                warned = True
+                log.warning(
+                    "producer buffer: %d messages not handed to the Kafka client after %.0f s",
+                    target - self.handed_count,
+                    SLOW_FLUSH,
+                )
 
 
 def install(producer: Any) -> None:
