@@ -10,9 +10,10 @@ is dropped. After ``max_attempts`` tries the sink marks its topic as held, so th
 watchdog knows the wait is deliberate. When a rebalance begins meanwhile, or the worker is
 asked to stop, the sink gives the batch up unacknowledged (it is delivered again afterwards)
 instead of holding the rebalance, and with it the whole consumer group, or the stop, until the
-store is back. A document the store refuses
-for good (a mapping error, say) and a message that is not a document go to the topic's DLQ
-with the reason.
+store is back; so does every batch after it until that rebalance or stop is over, since
+acknowledging a later offset could let the commit pass over the batch given up. A document the
+store refuses for good (a mapping error, say) and a message that is not a document go to the
+topic's DLQ with the reason.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class Sink:
         self.breaker = app.breaker(projection.store.value)
         self.topic = app.settings.topic(projection.source)
         self.prepared = False
+        self.gave_up = False  # a batch was given up, and its rebalance or stop may still run
 
     async def run(self, stream: StreamT[Any]) -> None:
         processed = EVENTS_PROCESSED.labels(self.projection.name)
@@ -106,8 +108,11 @@ class Sink:
             started = time.perf_counter()
             with self.app.in_flight.hold(len(events)):
                 try:
+                    if self._still_interrupted():
+                        raise BatchAbandoned(self.projection.name)
                     await self.write_batch(events)
                 except BatchAbandoned:
+                    self.gave_up = True
                     log.warning(
                         "%s: gave up a batch of %d for the rebalance or stop; it comes again",
                         self.projection.name,
@@ -194,6 +199,12 @@ class Sink:
                 if isinstance(error, BreakerOpen):
                     wait = max(wait, error.retry_after)
                 await self._wait_unless_interrupted(wait)
+
+    def _still_interrupted(self) -> bool:
+        """Whether the rebalance or stop that made the sink give a batch up is still under way."""
+        if self.gave_up and not (self.app.rebalancing or self.app.should_stop):
+            self.gave_up = False
+        return self.gave_up
 
     async def _wait_unless_interrupted(self, seconds: float) -> None:
         """Sleep ``seconds``; raise BatchAbandoned as soon as a rebalance or a stop is under

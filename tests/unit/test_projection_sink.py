@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -377,3 +378,55 @@ async def test_a_rebalance_or_a_stop_makes_the_sink_give_up_a_batch_the_store_re
     with pytest.raises(BatchAbandoned):
         await asyncio.wait_for(writing, 1)
     assert store.written == []
+
+
+class BatchStream:
+    """Hands the sink fixed batches, as noack_take would, and records what it acknowledges;
+    ``between`` runs before each batch after the first."""
+
+    def __init__(self, *batches: list[Any], between: Callable[[], None] = lambda: None) -> None:
+        self.batches = batches
+        self.between = between
+        self.acked: list[Any] = []
+
+    def noack_take(self, size: int, within: float) -> AsyncIterator[list[Any]]:
+        async def batches() -> AsyncIterator[list[Any]]:
+            for index, batch in enumerate(self.batches):
+                if index:
+                    self.between()
+                yield batch
+
+        return batches()
+
+    async def ack(self, event: Any) -> None:
+        self.acked.append(event)
+
+
+def document_event(version: int) -> Any:
+    return SimpleNamespace(key=b"o-1", value=as_bytes(order(version=version)))
+
+
+@pytest.mark.parametrize("stop_over", [False, True])
+async def test_after_giving_a_batch_up_the_sink_acknowledges_nothing_until_the_stop_is_over(
+    stop_over: bool,
+) -> None:
+    store = FlakyStore(failures=1_000)
+    sink, app = sink_on(store)
+    first, second = document_event(2), document_event(3)
+
+    def between() -> None:
+        if stop_over:  # as when a rebalance has completed
+            app.should_stop = False
+
+    stream = BatchStream([first], [second], between=between)
+    running = asyncio.create_task(sink.run(stream))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert not running.done()  # retrying the first batch: the store is down
+    store.failures = 0  # the store is back just as the stop begins
+    app.should_stop = True
+    await asyncio.wait_for(running, 2)
+    if stop_over:
+        assert (stream.acked, [d.version for d in store.written]) == ([second], [3])
+    else:
+        # Acknowledging the second batch could let the commit pass over the first one.
+        assert (stream.acked, store.written) == ([], [])
