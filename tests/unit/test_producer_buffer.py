@@ -70,5 +70,6 @@ async def test_a_failed_hand_over_does_not_hold_the_flush() -> None:
     try:
         buffer.put(_message(Refusing(), 1))
         await asyncio.wait_for(buffer.flush(), 5)
+        assert (buffer.put_count, buffer.handed_count) == (1, 1)  # type: ignore[attr-defined]
     finally:
         await buffer.stop()
