@@ -21,10 +21,13 @@ from orderflow.agents import notifications as notifications_agent
 from orderflow.agents import read_models
 from orderflow.agents import saga as saga_agent
 from orderflow.app import app
+from orderflow.domain.inventory import InconsistentStock, StockLevel
 from orderflow.domain.notifications import Notification
 from orderflow.domain.saga import Status
 from orderflow.notifications.channels import ChannelUnavailable
+from orderflow.resilience import dlq, handling
 from orderflow.schemas.codec import decode
+from orderflow.tables import codecs
 
 OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
             "inventory_events", "catalog_events", "orders_documents",
@@ -191,6 +194,31 @@ async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox
     assert replies == [("o-4", "StockReserved"), ("o-5", "StockRejected")]
     levels = [(v.on_hand, v.reserved) for _, v in await outbox.drain("inventory_events")]
     assert levels == [(5, 0), (2, 3)]
+
+
+async def test_a_level_that_applied_a_reserve_without_its_reservation_is_dead_lettered(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state one changelog partition rules out (see orderflow.domain.inventory): the
+    command goes to the DLQ with the reason, and nothing is replied or changed."""
+    dead: list[dlq.Failure] = []
+
+    async def record(app: Any, message: Any, failure: dlq.Failure) -> None:
+        dead.append(failure)
+
+    monkeypatch.setattr(handling, "dead_letter", record)
+    level = StockLevel(on_hand=5, reserved=2, offset=1_000)  # past any offset of this test
+    tables.inventory.table.data["SKU-8"] = codecs.encode(level)
+    async with inventory_agent.stock_keeper.test_context() as agent:
+        reserve = schemas.ReserveStock(
+            **schemas.envelope("o-8"), order_id="o-8", sku="SKU-8", quantity=2
+        )
+        await agent.put(reserve.dumps(), key="SKU-8")
+
+    assert [type(f.error) for f in dead] == [InconsistentStock]
+    assert "holds no reservation for order o-8" in str(dead[0].error)
+    assert tables.stock_level("SKU-8") == level
+    assert await outbox.drain("saga_replies") == []
 
 
 async def test_the_order_document_follows_the_events(outbox: Outbox) -> None:

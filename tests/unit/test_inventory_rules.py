@@ -300,14 +300,3 @@ def test_crashes_and_redeliveries_keep_the_invariant_and_the_result(
         worker.check(clean.adjusted)
         assert worker.level == clean.level
         assert worker.reservations == clean.reservations
-
-
-def test_a_level_durable_without_its_reservation_is_what_the_write_order_rules_out() -> None:
-    """Were the level written first (or to another topic), a kill could keep it alone: the
-    redelivered ReserveStock would find the level at its offset and no reservation to reply
-    from. This is the state the agent refuses (InconsistentStock)."""
-    level = StockLevel(on_hand=5)
-    outcome = reserve(level, None, 2, 0)
-    assert outcome.reservation is not None
-    again = reserve(outcome.level, None, 2, 0)  # the level survived, the reservation did not
-    assert again.reservation is None
