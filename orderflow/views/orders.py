@@ -187,7 +187,9 @@ class CustomerOrders(ApiView):
 class OrderNotifications(ApiView):
     async def get(self, request: Request, order_id: str) -> Response:
         async def answer() -> Response:
-            sent = tables.notifications.get(order_id) or []
-            return json_response(self, {"order_id": order_id, "notifications": sent})
+            sent = tables.notifications.get(order_id)
+            if sent is None and tables.orders_view.get(order_id) is None:
+                await accepted_document(order_id)  # a 404 problem unless the intake has it
+            return json_response(self, {"order_id": order_id, "notifications": sent or []})
 
         return await self.routed(request, tables.notifications, order_id, answer)

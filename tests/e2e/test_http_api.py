@@ -145,7 +145,7 @@ def test_invalid_orders_are_refused_with_a_problem_naming_the_field(
 
 
 def test_unknown_things_are_404_problems(api: str) -> None:
-    for path in ("orders/nope", "sagas/nope", "inventory/NO-SUCH-SKU"):
+    for path in ("orders/nope", "sagas/nope", "inventory/NO-SUCH-SKU", "orders/nope/notifications"):
         code, content_type, problem = request("GET", f"{api}/{path}")
         assert (code, content_type) == (404, "application/problem+json"), path
         assert "nope" in problem["detail"] or "NO-SUCH-SKU" in problem["detail"]
