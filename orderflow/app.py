@@ -20,7 +20,7 @@ from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
-from orderflow.resilience import local_state, producer_buffer, seeks
+from orderflow.resilience import local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.in_flight import InFlight
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -80,12 +80,6 @@ class OrderflowApp(faust.App):
         logger.info("Wait for events in progress (%d)...", len(self.in_flight))
         await self.in_flight.wait_idle()
         await consumer.commit(start_new_transaction=False)
-
-    def _new_consumer(self) -> ConsumerT:
-        # Faust's seek after a rebalance must stop the batch it interrupts.
-        consumer = super()._new_consumer()
-        seeks.install(consumer)
-        return consumer
 
     def _new_producer(self) -> ProducerT:
         # Faust's buffer can let a commit get ahead of table writes still in it.
