@@ -23,6 +23,7 @@ from orderflow.projections.read_side import ReadSide
 from orderflow.resilience import local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.in_flight import InFlight
+from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import ProcessingGuarantee, Settings
 from orderflow.views import health
 
@@ -80,6 +81,17 @@ class OrderflowApp(faust.App):
         logger.info("Wait for events in progress (%d)...", len(self.in_flight))
         await self.in_flight.wait_idle()
         await consumer.commit(start_new_transaction=False)
+
+    def _new_consumer(self) -> ConsumerT:
+        # Faust's seek after a rebalance can commit past messages no stream processed.
+        return SeekSafeConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.loop,
+        )
 
     def _new_producer(self) -> ProducerT:
         # Faust's buffer can let a commit get ahead of table writes still in it.

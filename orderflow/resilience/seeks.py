@@ -1,0 +1,135 @@
+"""The consumer: Faust's, with a seek after a rebalance that cannot commit past a message.
+
+After a rebalance's table recovery, Faust resumes the stream partitions, seeks them to their
+committed offsets (``Consumer.perform_seek``, which also resets the last offset read), then
+resumes the flow, which empties the streams' queues. What Faust's consumer does around that
+seek can let a commit pass messages that no stream processed:
+
+1. **The batch in hand outlives the seek.** A fetch made before the seek, from past the
+   committed offset, is handed over after it. Its first message lands more than one offset past
+   the reset "last read", so the read loop records the offsets in between as a *gap* (offsets
+   never read, as compaction leaves them), which commits count as processed; the read from the
+   committed offset then skips everything up to that message as already read.
+2. **Partitions with nothing committed are not sought at all** (aiokafka seeks only to an
+   offset above 0), so the messages handed over before the seek and emptied from the queues are
+   not read again.
+3. **Acknowledgements from before the seek count after it.** A message that was handed over
+   before a rebalance and acknowledged after it (or skipped by a stream because the flow was
+   suspended, which Faust also acknowledges) adds its offset to what is committed next; with
+   Faust's tolerance of one missing offset at the head of what was acknowledged, that can pass
+   the committed offset itself.
+
+:class:`SeekSafeConsumer` closes each: a seek starts a new *read epoch*; a batch fetched before
+or during it stops at once (the delivery in progress finishes, nothing is cancelled midway),
+gives no gap and delivers nothing more; every stream partition is sought, to the beginning when
+nothing is committed; what was acknowledged before is forgotten, and acknowledgements of
+messages from an earlier consumer generation are ignored. Everything from the committed offsets
+is read again; handlers are idempotent, so reading again is harmless, and skipping is what this
+prevents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+
+
+class SeekSafeConsumer(Consumer):
+    """Faust's aiokafka consumer whose seek to the committed offsets starts a new read epoch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Even between seeks, odd while one runs.
+        self._read_epoch = 0
+        #: The epoch the batch being handed over was fetched in.
+        self._batch_epoch = 0
+        #: The last offsets read that the seek set, applied again before the next fetch: the
+        #: read loop may still record a message of the old batch as read after the seek.
+        self._read_again_from: dict[TP, int | None] = {}
+        deliver = self.callback
+
+        async def deliver_unless_stale(message: Message) -> None:
+            if self._batch_is_current():
+                await deliver(message)
+
+        self.callback = deliver_unless_stale
+
+    def _batch_is_current(self) -> bool:
+        return self._batch_epoch == self._read_epoch and not self._read_epoch % 2
+
+    async def perform_seek(self) -> None:
+        """Seek every stream partition to its committed offset and read from there again."""
+        self._read_epoch += 1
+        try:
+            committed = await self._thread.call_thread(self._seek_stream_partitions)
+        finally:
+            self._read_epoch += 1
+        read_from = {tp: off if off and off > 0 else None for tp, off in committed.items()}
+        with ack_lock:
+            for tp in committed:
+                self._acked.pop(tp, None)
+                self._acked_index.pop(tp, None)
+                self._gap.pop(tp, None)
+            self._committed_offset.update(read_from)
+        self._read_offset.update(read_from)
+        self._read_again_from = read_from
+
+    async def _seek_stream_partitions(self) -> Mapping[TP, int | None]:
+        """On the consumer thread: each assigned partition that is not a changelog, sought to
+        its committed offset, or to the beginning of the partition when none is committed (the
+        app reads from the earliest offset)."""
+        consumer: AIOKafkaConsumer = self._thread._ensure_consumer()
+        changelogs = self.app.tables.changelog_topics
+        committed: dict[TP, int | None] = {}
+        from_the_beginning = []
+        for tp in consumer.assignment():
+            if tp.topic in changelogs:
+                continue
+            offset = await consumer.committed(tp)
+            committed[TP(tp.topic, tp.partition)] = offset
+            if offset is None or offset <= 0:
+                from_the_beginning.append(tp)
+            else:
+                consumer.seek(tp, offset)
+        if from_the_beginning:
+            await consumer.seek_to_beginning(*from_the_beginning)
+        return committed
+
+    async def getmany(
+        self,
+        timeout: float,  # noqa: ASYNC109 (Faust's signature)
+    ) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's batches, stopped at once when a seek begins while one is handed over."""
+        if self._read_again_from and not self._read_epoch % 2:
+            self._read_offset.update(self._read_again_from)
+            self._read_again_from = {}
+        self._batch_epoch = self._read_epoch
+        batch = super().getmany(timeout)
+        try:
+            async for tp, message in batch:
+                if not self._batch_is_current():
+                    break
+                yield tp, message
+        finally:
+            await batch.aclose()  # type: ignore[attr-defined]
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # A message of a batch from before the seek, compared with the offset the seek reset:
+        # the offsets in between were read, not missing.
+        if self._batch_is_current():
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    def ack(self, message: Message) -> bool:
+        """Faust's acknowledgement, except for a message from an earlier consumer generation:
+        its partition was given up and is read again from the committed offset."""
+        if message.generation_id != self.app.consumer_generation_id:
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
