@@ -5,7 +5,8 @@ Integration and e2e tests ask for a service through a fixture (``kafka``, ``post
 ``deploy/local/infra.sh status`` and starts it if it is down; services this session started are
 stopped at its end (set ORDERFLOW_KEEP_INFRA=1 to keep them for the next run). Services already
 running are reused and left running. Every run gets its own ``run_id``, used as the prefix of
-its topics, consumer groups, databases, indices and collections.
+its topics, consumer groups, databases, indices and collections; its topics are deleted at the
+end of the session.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import secrets
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from orderflow.db.migrate import migrate
 
@@ -68,9 +71,26 @@ def run_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka(infra: Infra) -> str:
-    """The broker URL (kafka://host:port) of a running Kafka."""
-    return infra.require("kafka")
+def kafka(infra: Infra, run_id: str) -> Iterator[str]:
+    """The broker URL (kafka://host:port) of a running Kafka; the run's topics are deleted at
+    the end of the session, or every run would leave its hundreds of partitions on the broker
+    and slow each start of it down."""
+    url = infra.require("kafka")
+    yield url
+    asyncio.run(_delete_topics(url.removeprefix("kafka://"), run_id))
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    try:
+        await admin.start()
+        topics = sorted(name for name in await admin.list_topics() if name.startswith(prefix))
+        for start in range(0, len(topics), 100):
+            await admin.delete_topics(topics[start : start + 100], timeout_ms=60_000)
+    except Exception as error:  # the tests are over: cleaning up must not fail them
+        warnings.warn(f"could not delete this run's topics: {error!r}", stacklevel=1)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
