@@ -19,13 +19,13 @@ seek can let a commit pass messages that no stream processed:
    Faust's tolerance of one missing offset at the head of what was acknowledged, that can pass
    the committed offset itself.
 
-:class:`SeekSafeConsumer` closes each: a seek starts a new *read epoch*; a batch fetched before
-or during it stops at once (the delivery in progress finishes, nothing is cancelled midway),
-gives no gap and delivers nothing more; every stream partition is sought, to the beginning when
-nothing is committed; what was acknowledged before is forgotten, and acknowledgements of
-messages from an earlier consumer generation are ignored. Everything from the committed offsets
-is read again; handlers are idempotent, so reading again is harmless, and skipping is what this
-prevents.
+:class:`SeekSafeConsumer` closes each. A seek starts a new *read epoch*: a batch fetched
+before or during it delivers nothing more from the partitions sought (the delivery in progress
+finishes, nothing is cancelled midway) and opens no gap there. Every stream partition is
+sought, to the beginning when nothing is committed. What was acknowledged before the seek is
+forgotten, and acknowledgements of messages from an earlier consumer generation are ignored.
+Everything from the committed offsets is read again; handlers are idempotent, so reading again
+is harmless, and skipping is what this prevents.
 """
 
 from __future__ import annotations
@@ -48,22 +48,29 @@ class SeekSafeConsumer(Consumer):
         self._read_epoch = 0
         #: The epoch the batch being handed over was fetched in.
         self._batch_epoch = 0
+        #: The topics the seek leaves alone: table recovery positions the changelogs itself.
+        self._changelogs: frozenset[str] = frozenset()
         #: The last offsets read that the seek set, applied again before the next fetch: the
         #: read loop may still record a message of the old batch as read after the seek.
         self._read_again_from: dict[TP, int | None] = {}
         deliver = self.callback
 
         async def deliver_unless_stale(message: Message) -> None:
-            if self._batch_is_current():
+            if not self._stale(message.tp):
                 await deliver(message)
 
         self.callback = deliver_unless_stale
 
-    def _batch_is_current(self) -> bool:
-        return self._batch_epoch == self._read_epoch and not self._read_epoch % 2
+    def _stale(self, tp: TP) -> bool:
+        """Whether ``tp``'s records in the batch being handed over were fetched before a seek
+        that moved ``tp`` (every partition but the changelogs')."""
+        if self._batch_epoch == self._read_epoch and not self._read_epoch % 2:
+            return False
+        return tp.topic not in self._changelogs
 
     async def perform_seek(self) -> None:
         """Seek every stream partition to its committed offset and read from there again."""
+        self._changelogs = frozenset(self.app.tables.changelog_topics)
         self._read_epoch += 1
         try:
             committed = await self._thread.call_thread(self._seek_stream_partitions)
@@ -84,11 +91,10 @@ class SeekSafeConsumer(Consumer):
         its committed offset, or to the beginning of the partition when none is committed (the
         app reads from the earliest offset)."""
         consumer: AIOKafkaConsumer = self._thread._ensure_consumer()
-        changelogs = self.app.tables.changelog_topics
         committed: dict[TP, int | None] = {}
         from_the_beginning = []
         for tp in consumer.assignment():
-            if tp.topic in changelogs:
+            if tp.topic in self._changelogs:
                 continue
             offset = await consumer.committed(tp)
             committed[TP(tp.topic, tp.partition)] = offset
@@ -104,7 +110,8 @@ class SeekSafeConsumer(Consumer):
         self,
         timeout: float,  # noqa: ASYNC109 (Faust's signature)
     ) -> AsyncIterator[tuple[TP, Message]]:
-        """Faust's batches, stopped at once when a seek begins while one is handed over."""
+        """Faust's batches; when a seek begins while one is handed over, the rest of its
+        records from the partitions sought are dropped (the changelogs' still go to recovery)."""
         if self._read_again_from and not self._read_epoch % 2:
             self._read_offset.update(self._read_again_from)
             self._read_again_from = {}
@@ -112,16 +119,15 @@ class SeekSafeConsumer(Consumer):
         batch = super().getmany(timeout)
         try:
             async for tp, message in batch:
-                if not self._batch_is_current():
-                    break
-                yield tp, message
+                if not self._stale(tp):
+                    yield tp, message
         finally:
             await batch.aclose()  # type: ignore[attr-defined]
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # A message of a batch from before the seek, compared with the offset the seek reset:
         # the offsets in between were read, not missing.
-        if self._batch_is_current():
+        if not self._stale(tp):
             await super()._add_gap(tp, offset_from, offset_to)
 
     def ack(self, message: Message) -> bool:

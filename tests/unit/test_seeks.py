@@ -23,6 +23,7 @@ from orderflow.resilience.seeks import SeekSafeConsumer
 TOPIC = "seeks-test"
 PARTITION = TP(TOPIC, 0)
 COMMITTED = 10
+CHANGELOG = TP("seeks-test-changelog", 0)
 
 Fetch = tuple[list[int], bool]  # the offsets fetched, and whether the seek happens meanwhile
 
@@ -54,6 +55,7 @@ class Partition:
         consumer._committed_offset[PARTITION] = COMMITTED
         self.consumer = consumer
         self.seeked = False
+        self.changelog_records: list[int] = []  # in the fetch the seek happens during
 
     async def _streams(self, message: Message) -> None:
         if message.offset == self.blocked_at:
@@ -74,13 +76,13 @@ class Partition:
         streams' queues (of what no stream has finished)."""
         await self.consumer.perform_seek()
         self.consumer.resume_flow()
-        self.handed = [m for m in self.handed if m.acked]
+        self.handed = [m for m in self.handed if m.acked or m.tp == CHANGELOG]
 
     async def _fetch(self, _: float) -> tuple[dict[TP, list[ConsumerRecord]], set[TP]]:
         if self.seeked:
             self.seeked = False
             self.consumer.resume_flow()
-            self.handed = [m for m in self.handed if m.acked]
+            self.handed = [m for m in self.handed if m.acked or m.tp == CHANGELOG]
         if not self.fetches:
             self.fetcher._stopped.set()
             return {}, set()
@@ -89,7 +91,10 @@ class Partition:
             # The seek runs while this fetch, from the position before it, is on its way.
             await self.consumer.perform_seek()
             self.seeked = True
-        return {PARTITION: [record(offset) for offset in offsets]}, {PARTITION}
+        records = {PARTITION: [record(offset) for offset in offsets]}
+        if seek_meanwhile and self.changelog_records:
+            records[CHANGELOG] = [record(o, CHANGELOG) for o in self.changelog_records]
+        return records, set(records)
 
     async def read(self, *fetches: Fetch) -> None:
         self.fetches = list(fetches)
@@ -117,13 +122,19 @@ class Partition:
         self.consumer._thread.thread_loop.close()
 
 
-def record(offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", b"v", None, 1, 1, ())
+def record(offset: int, tp: TP = PARTITION) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
 
 
 @pytest.fixture(autouse=True)
 def acks_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app.topics, "_acking_topics", {TOPIC})
+
+
+@pytest.fixture(autouse=True)
+def a_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    tables: Any = app.tables
+    monkeypatch.setitem(tables._changelogs, CHANGELOG.topic, object())
 
 
 @pytest.fixture
@@ -161,8 +172,12 @@ async def test_the_batch_from_before_the_seek_is_dropped_and_everything_read_aga
     partition: Callable[..., Partition],
 ) -> None:
     safe = partition(SeekSafeConsumer)
+    safe.changelog_records = [5, 6]
     await safe.read(*FETCHES)
 
+    # Recovery still gets the changelog's records, which the seek does not move.
+    assert [m.offset for m in safe.handed if m.tp == CHANGELOG] == [5, 6]
+    safe.handed = [m for m in safe.handed if m.tp == PARTITION]
     assert [m.offset for m in safe.handed] == list(range(10, 18))  # read again from 10
     safe.process(10, 11, 12)
     assert safe.commit() == 13
@@ -229,9 +244,7 @@ async def test_every_stream_partition_is_sought_even_with_nothing_committed(
 ) -> None:
     safe = partition(SeekSafeConsumer)
     del safe.consumer._seek_stream_partitions  # the real one, on the replaced Kafka client
-    changelog = "seeks-test-changelog"
-    tables: Any = app.tables
-    monkeypatch.setitem(tables._changelogs, changelog, object())
+    changelog = CHANGELOG.topic
     client = KafkaClient(
         {
             TopicPartition(TOPIC, 0): 10,
