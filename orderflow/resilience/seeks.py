@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
@@ -53,10 +53,18 @@ class SeekSafeConsumer(Consumer):
         #: The last offsets read that the seek set, applied again before the next fetch: the
         #: read loop may still record a message of the old batch as read after the seek.
         self._read_again_from: dict[TP, int | None] = {}
+        #: The committed offsets the last seek moved each partition to.
+        self._sought_to: dict[TP, int | None] = {}
+        #: Partitions whose records were dropped as stale, to seek again before the next fetch:
+        #: a fetch made during the seek may already come from the new position, and the client
+        #: does not hand those records over twice.
+        self._seek_again: set[TP] = set()
         deliver = self.callback
 
         async def deliver_unless_stale(message: Message) -> None:
-            if not self._stale(message.tp):
+            if self._stale(message.tp):
+                self._seek_again.add(message.tp)
+            else:
                 await deliver(message)
 
         self.callback = deliver_unless_stale
@@ -76,7 +84,8 @@ class SeekSafeConsumer(Consumer):
             committed = await self._thread.call_thread(self._seek_stream_partitions)
         finally:
             self._read_epoch += 1
-        read_from = {tp: off if off and off > 0 else None for tp, off in committed.items()}
+        self._sought_to = dict(committed)
+        read_from = {tp: _last_read(offset) for tp, offset in committed.items()}
         with ack_lock:
             for tp in committed:
                 self._acked.pop(tp, None)
@@ -112,17 +121,43 @@ class SeekSafeConsumer(Consumer):
     ) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's batches; when a seek begins while one is handed over, the rest of its
         records from the partitions sought are dropped (the changelogs' still go to recovery)."""
-        if self._read_again_from and not self._read_epoch % 2:
-            self._read_offset.update(self._read_again_from)
-            self._read_again_from = {}
+        if not self._read_epoch % 2:
+            if self._seek_again:
+                await self._thread.call_thread(self._seek_to_the_last_sought, self._seek_again)
+                self._read_offset.update(
+                    {tp: _last_read(self._sought_to.get(tp)) for tp in self._seek_again}
+                )
+                self._seek_again = set()
+            if self._read_again_from:
+                self._read_offset.update(self._read_again_from)
+                self._read_again_from = {}
         self._batch_epoch = self._read_epoch
         batch = super().getmany(timeout)
         try:
             async for tp, message in batch:
-                if not self._stale(tp):
+                if self._stale(tp):
+                    self._seek_again.add(tp)
+                else:
                     yield tp, message
         finally:
             await batch.aclose()  # type: ignore[attr-defined]
+
+    async def _seek_to_the_last_sought(self, tps: set[TP]) -> None:
+        """On the consumer thread: ``tps``, still assigned, back where the last seek put them."""
+        consumer: AIOKafkaConsumer = self._thread._ensure_consumer()
+        assigned = consumer.assignment()
+        from_the_beginning = []
+        for tp in tps:
+            partition = TopicPartition(tp.topic, tp.partition)
+            if partition not in assigned or tp not in self._sought_to:
+                continue
+            offset = self._sought_to[tp]
+            if offset is None or offset <= 0:
+                from_the_beginning.append(partition)
+            else:
+                consumer.seek(partition, offset)
+        if from_the_beginning:
+            await consumer.seek_to_beginning(*from_the_beginning)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # A message of a batch from before the seek, compared with the offset the seek reset:
@@ -139,3 +174,9 @@ class SeekSafeConsumer(Consumer):
                 self._unacked_messages.discard(message)
             return False
         return super().ack(message)
+
+
+def _last_read(committed: int | None) -> int | None:
+    """The "last offset read" Faust's read loop compares the next message with after a seek to
+    ``committed`` (``None`` when nothing was committed, which turns its gap check off)."""
+    return committed if committed and committed > 0 else None

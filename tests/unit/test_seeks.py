@@ -28,6 +28,26 @@ CHANGELOG = TP("seeks-test-changelog", 0)
 Fetch = tuple[list[int], bool]  # the offsets fetched, and whether the seek happens meanwhile
 
 
+class KafkaClient:
+    """aiokafka's consumer as the seek uses it: assignment, committed offsets, seeks."""
+
+    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
+        self.committed_offsets = committed
+        self.sought: dict[TopicPartition, int | str] = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.committed_offsets)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_offsets[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.sought[tp] = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.sought.update(dict.fromkeys(tps, "beginning"))
+
+
 class Partition:
     """One partition read by a real consumer, with the Kafka client calls replaced."""
 
@@ -51,6 +71,8 @@ class Partition:
         consumer.seek_to_committed = self._committed
         consumer._seek_stream_partitions = self._committed
         consumer._thread.call_thread = self._on_the_consumer_thread
+        self.client = KafkaClient({TopicPartition(TOPIC, 0): COMMITTED})
+        consumer._thread._ensure_consumer = lambda: self.client
         consumer.highwater = lambda tp: 100
         consumer._committed_offset[PARTITION] = COMMITTED
         self.consumer = consumer
@@ -219,26 +241,6 @@ async def test_acknowledging_a_message_from_an_earlier_generation_commits_nothin
     assert not safe.consumer._unacked_messages  # and a rebalance does not wait for them
 
 
-class KafkaClient:
-    """aiokafka's consumer as the seek uses it: assignment, committed offsets, seeks."""
-
-    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
-        self.committed_offsets = committed
-        self.sought: dict[TopicPartition, int | str] = {}
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.committed_offsets)
-
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return self.committed_offsets[tp]
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.sought[tp] = offset
-
-    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
-        self.sought.update(dict.fromkeys(tps, "beginning"))
-
-
 async def test_every_stream_partition_is_sought_even_with_nothing_committed(
     partition: Callable[..., Partition], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,6 +265,43 @@ async def test_every_stream_partition_is_sought_even_with_nothing_committed(
     }  # aiokafka alone seeks only the first; the changelog is recovery's to position
     assert safe.consumer._read_offset[TP(TOPIC, 0)] == 10
     assert safe.consumer._read_offset[TP(TOPIC, 1)] is None
+
+
+async def test_records_fetched_during_the_seek_are_fetched_again(
+    partition: Callable[..., Partition], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch made while the seek runs may already come from the new position; the client
+    moves past what it hands over, so dropping those records means seeking back to them."""
+    safe = partition(SeekSafeConsumer)
+    client = safe.client
+    position, log_end = COMMITTED, 14
+    seek_may_end = asyncio.Event()
+
+    async def seek_stream_partitions() -> dict[TP, int]:
+        await seek_may_end.wait()
+        return {PARTITION: COMMITTED}
+
+    async def fetch(_: float) -> tuple[dict[TP, list[ConsumerRecord]], set[TP]]:
+        nonlocal position
+        position = client.sought.pop(TopicPartition(TOPIC, 0), position)  # type: ignore[assignment]
+        if position == log_end:
+            safe.fetcher._stopped.set()
+            return {}, set()
+        records = [record(offset) for offset in range(position, min(position + 2, log_end))]
+        position += len(records)
+        seek_may_end.set()  # the seek ends once this fetch is made
+        return {PARTITION: records}, {PARTITION}
+
+    safe.consumer._seek_stream_partitions = seek_stream_partitions
+    safe.consumer._wait_next_records = fetch
+    seeking = asyncio.ensure_future(safe.consumer.perform_seek())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(safe.consumer._drain_messages(safe.fetcher), timeout=5)
+    await seeking
+
+    assert [m.offset for m in safe.handed] == [10, 11, 12, 13]
+    safe.process(10, 11, 12, 13)
+    assert safe.commit() == 14
 
 
 def test_the_app_reads_with_it() -> None:
