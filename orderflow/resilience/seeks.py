@@ -103,18 +103,10 @@ class SeekSafeConsumer(Consumer):
         app reads from the earliest offset)."""
         consumer: AIOKafkaConsumer = self._thread._ensure_consumer()
         committed: dict[TP, int | None] = {}
-        from_the_beginning = []
         for tp in consumer.assignment():
-            if tp.topic in self._changelogs:
-                continue
-            offset = await consumer.committed(tp)
-            committed[TP(tp.topic, tp.partition)] = offset
-            if offset is None or offset <= 0:
-                from_the_beginning.append(tp)
-            else:
-                consumer.seek(tp, offset)
-        if from_the_beginning:
-            await consumer.seek_to_beginning(*from_the_beginning)
+            if tp.topic not in self._changelogs:
+                committed[TP(tp.topic, tp.partition)] = await consumer.committed(tp)
+        await _seek(consumer, committed)
         return committed
 
     async def getmany(
@@ -147,19 +139,9 @@ class SeekSafeConsumer(Consumer):
     async def _seek_to_the_last_sought(self, tps: set[TP]) -> None:
         """On the consumer thread: ``tps``, still assigned, back where the last seek put them."""
         consumer: AIOKafkaConsumer = self._thread._ensure_consumer()
-        assigned = consumer.assignment()
-        from_the_beginning = []
-        for tp in tps:
-            partition = TopicPartition(tp.topic, tp.partition)
-            if partition not in assigned or tp not in self._sought_to:
-                continue
-            offset = self._sought_to[tp]
-            if offset is None or offset <= 0:
-                from_the_beginning.append(partition)
-            else:
-                consumer.seek(partition, offset)
-        if from_the_beginning:
-            await consumer.seek_to_beginning(*from_the_beginning)
+        assigned = {TP(tp.topic, tp.partition) for tp in consumer.assignment()}
+        last = self._sought_to
+        await _seek(consumer, {tp: last[tp] for tp in tps if tp in assigned and tp in last})
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # A message of a batch from before the seek, compared with the offset the seek reset:
@@ -182,3 +164,17 @@ def _last_read(committed: int | None) -> int | None:
     """The "last offset read" Faust's read loop compares the next message with after a seek to
     ``committed`` (``None`` when nothing was committed, which turns its gap check off)."""
     return committed if committed and committed > 0 else None
+
+
+async def _seek(consumer: AIOKafkaConsumer, offsets: Mapping[TP, int | None]) -> None:
+    """Seek each partition to its committed offset, or to its beginning when none is committed
+    (aiokafka's own seek to the committed offsets leaves those where they are)."""
+    from_the_beginning = []
+    for tp, offset in offsets.items():
+        partition = TopicPartition(tp.topic, tp.partition)
+        if offset is None or offset <= 0:
+            from_the_beginning.append(partition)
+        else:
+            consumer.seek(partition, offset)
+    if from_the_beginning:
+        await consumer.seek_to_beginning(*from_the_beginning)
