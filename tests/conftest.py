@@ -80,11 +80,13 @@ def kafka(infra: Infra, run_id: str) -> Iterator[str]:
     asyncio.run(_delete_topics(url.removeprefix("kafka://"), run_id))
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
+async def _delete_topics(bootstrap: str, run_id: str) -> None:
+    """Every topic the run made: named with its id first, or, for Faust's repartition topics,
+    after the agent's name."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
     try:
         await admin.start()
-        topics = sorted(name for name in await admin.list_topics() if name.startswith(prefix))
+        topics = sorted(name for name in await admin.list_topics() if run_id in name)
         for start in range(0, len(topics), 100):
             await admin.delete_topics(topics[start : start + 100], timeout_ms=60_000)
     except Exception as error:  # the tests are over: cleaning up must not fail them
