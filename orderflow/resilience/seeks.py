@@ -24,10 +24,10 @@ before or during it delivers nothing more from the partitions sought (the delive
 finishes, nothing is cancelled midway) and opens no gap there; a partition whose records were
 dropped so is sought back before the next fetch, since a fetch made during the seek may already
 come from the new position. Every stream partition is sought, to the beginning when nothing is
-committed. What was acknowledged before the seek is
-forgotten, and acknowledgements of messages from an earlier consumer generation are ignored.
-Everything from the committed offsets is read again; handlers are idempotent, so reading again
-is harmless, and skipping is what this prevents.
+committed. What was acknowledged before the seek is forgotten, and acknowledgements of messages
+from an earlier consumer generation are ignored. Everything from the committed offsets is read
+again; handlers are idempotent, so reading again is harmless, and skipping is what this
+prevents.
 """
 
 from __future__ import annotations
