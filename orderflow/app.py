@@ -83,14 +83,15 @@ class OrderflowApp(faust.App):
         await consumer.commit(start_new_transaction=False)
 
     def _new_consumer(self) -> ConsumerT:
-        # Faust's seek after a rebalance can commit past messages no stream processed.
+        # Faust's seek after a rebalance can commit past messages no stream processed. What
+        # Faust's own _new_consumer and Transport.create_consumer pass, with the class swapped.
         return SeekSafeConsumer(
             self.transport,
             callback=self.topics.on_message,
             on_partitions_revoked=self._on_partitions_revoked,
             on_partitions_assigned=self._on_partitions_assigned,
             beacon=self.beacon,
-            loop=self.loop,
+            loop=self.transport.loop,
         )
 
     def _new_producer(self) -> ProducerT:

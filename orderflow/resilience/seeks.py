@@ -52,11 +52,12 @@ class SeekSafeConsumer(Consumer):
         self._batch_epoch = 0
         #: The topics the seek leaves alone: table recovery positions the changelogs itself.
         self._changelogs: frozenset[str] = frozenset()
-        #: The last offsets read that the seek set, applied again before the next fetch: the
-        #: read loop may still record a message of the old batch as read after the seek.
-        self._read_again_from: dict[TP, int | None] = {}
         #: The committed offsets the last seek moved each partition to.
         self._sought_to: dict[TP, int | None] = {}
+        #: Partitions whose last offset read is set again, from ``_sought_to``, before the next
+        #: fetch: the read loop may still record a message of the old batch as read after the
+        #: seek set it.
+        self._read_again: set[TP] = set()
         #: Partitions whose records were dropped as stale, to seek again before the next fetch:
         #: a fetch made during the seek may already come from the new position, and the client
         #: does not hand those records over twice.
@@ -95,7 +96,7 @@ class SeekSafeConsumer(Consumer):
                 self._gap.pop(tp, None)
             self._committed_offset.update(read_from)
         self._read_offset.update(read_from)
-        self._read_again_from = read_from
+        self._read_again = set(committed)
 
     async def _seek_stream_partitions(self) -> Mapping[TP, int | None]:
         """On the consumer thread: each assigned partition that is not a changelog, sought to
@@ -118,13 +119,14 @@ class SeekSafeConsumer(Consumer):
         if not self._read_epoch % 2:
             if self._seek_again:
                 await self._thread.call_thread(self._seek_to_the_last_sought, self._seek_again)
-                self._read_offset.update(
-                    {tp: _last_read(self._sought_to.get(tp)) for tp in self._seek_again}
-                )
+                self._read_again |= self._seek_again
                 self._seek_again = set()
-            if self._read_again_from:
-                self._read_offset.update(self._read_again_from)
-                self._read_again_from = {}
+            if self._read_again:
+                last = self._sought_to
+                self._read_offset.update(
+                    {tp: _last_read(last[tp]) for tp in self._read_again if tp in last}
+                )
+                self._read_again = set()
         self._batch_epoch = self._read_epoch
         batch = super().getmany(timeout)
         try:
