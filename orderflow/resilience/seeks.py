@@ -32,6 +32,7 @@ prevents.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -39,6 +40,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
+
+log = logging.getLogger(__name__)
 
 
 class SeekSafeConsumer(Consumer):
@@ -118,7 +121,17 @@ class SeekSafeConsumer(Consumer):
         records from the partitions sought are dropped (the changelogs' still go to recovery)."""
         if not self._read_epoch % 2:
             if self._seek_again:
-                await self._thread.call_thread(self._seek_to_the_last_sought, self._seek_again)
+                try:
+                    await self._thread.call_thread(self._seek_to_the_last_sought, self._seek_again)
+                except Exception as error:
+                    # No fetch until it is done: it would come from past the records dropped.
+                    log.warning(
+                        "seeking back %d partitions failed, retrying: %r",
+                        len(self._seek_again),
+                        error,
+                    )
+                    await self.sleep(1.0)
+                    return
                 self._read_again |= self._seek_again
                 self._seek_again = set()
             if self._read_again:

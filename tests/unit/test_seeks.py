@@ -34,6 +34,7 @@ class KafkaClient:
     def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
         self.committed_offsets = committed
         self.sought: dict[TopicPartition, int | str] = {}
+        self.failing_seeks = 0  # how many seeks fail next, as with a broker gone meanwhile
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.committed_offsets)
@@ -42,6 +43,9 @@ class KafkaClient:
         return self.committed_offsets[tp]
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if self.failing_seeks:
+            self.failing_seeks -= 1
+            raise ConnectionError("the broker went away")
         self.sought[tp] = offset
 
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
@@ -302,6 +306,23 @@ async def test_records_fetched_during_the_seek_are_fetched_again(
     assert [m.offset for m in safe.handed] == [10, 11, 12, 13]
     safe.process(10, 11, 12, 13)
     assert safe.commit() == 14
+
+
+async def test_a_failed_seek_back_holds_the_fetch_until_it_succeeds(
+    partition: Callable[..., Partition],
+) -> None:
+    """A record dropped as stale is fetched again only once the partition is sought back: a
+    fetch before that would come from past it."""
+    safe = partition(SeekSafeConsumer)
+    safe.client.failing_seeks = 1
+    safe.changelog_records = []
+    await safe.read(*FETCHES)
+
+    assert safe.client.failing_seeks == 0  # the seek back failed once, and was made again
+    assert safe.client.sought == {TopicPartition(TOPIC, 0): COMMITTED}
+    assert [m.offset for m in safe.handed] == list(range(10, 18))
+    safe.process(*range(10, 18))
+    assert safe.commit() == 18
 
 
 def test_the_app_reads_with_it() -> None:
