@@ -27,6 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.conftest import INFRA, fresh_database
+from tests.support.read_models import customer_lists
 from tests.support.workers import PaymentSimulator, WorkerProcess, free_port, platform_workers
 
 SKU = "SKU-OUTBOX"
@@ -255,8 +256,9 @@ async def test_one_idempotency_key_makes_one_order(platform: dict[str, Any]) -> 
         assert "different request" in problem["detail"]
 
         await wait_confirmed(session, api, [order_id])
-        status, listing = await get(session, f"{api}/customers/c-idempotent/orders")
-        assert [o["order_id"] for o in listing["orders"]] == [order_id]
+        expected = {"c-idempotent": {order_id: "CONFIRMED"}}
+        listed = await customer_lists(session, api, expected)
+        assert listed == expected
 
 
 async def test_without_the_database_a_post_is_refused_with_503(
