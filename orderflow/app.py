@@ -113,9 +113,18 @@ class OrderflowApp(faust.App):
         await self.database.close()
         await self.read_side.close()
         await super().on_shutdown()
-        # on_stop committed the offsets and flushed every table write to the changelogs.
+        # on_stop committed the offsets and flushed the producer; the tables match their
+        # changelogs only if Kafka acknowledged every write (it cannot while unreachable).
         if self.crash_reason is None:
-            local_state.mark_clean_stop(self.conf.datadir)
+            undelivered = producer_buffer.undelivered(self.producer)
+            if undelivered is None:
+                local_state.mark_clean_stop(self.conf.datadir)
+            else:
+                logging.getLogger(__name__).warning(
+                    "not every table write reached Kafka (%s): the local tables are left "
+                    "unmarked, and the next start rebuilds them from the changelogs",
+                    undelivered,
+                )
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:

@@ -8,8 +8,8 @@ on top of the local store, so those records would stay: the redelivered commands
 their effects already applied and would not write them again, and the next worker to own the
 partition, rebuilding from the changelog alone, would not have them.
 
-So a worker that stops cleanly (every write acknowledged, offsets committed) leaves a mark in
-its data directory, and a worker that starts without one discards its local tables and rebuilds
+So a worker that stops cleanly (offsets committed, and every write acknowledged, which
+orderflow.resilience.producer_buffer counts) leaves a mark in its data directory, and a worker that starts without one discards its local tables and rebuilds
 them from the changelogs, which hold a prefix of every partition's writes.
 """
 

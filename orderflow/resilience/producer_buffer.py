@@ -10,7 +10,9 @@ loses them although their source offsets are committed.
 
 :class:`DrainingProducerBuffer` counts the messages put and the messages handed over; its
 flush returns once everything put before the call has been handed to the client, whose own
-flush (called next by the producer) then waits for the broker's acknowledgements.
+flush (called next by the producer) then waits for the broker's acknowledgements. It also
+counts the messages Kafka acknowledged and those that failed, so that a stopping worker can tell
+whether every table write reached the changelogs (:func:`undelivered`).
 """
 
 from __future__ import annotations
@@ -34,15 +36,33 @@ class DrainingProducerBuffer(ProducerBuffer):
         super().__post_init__()
         self.put_count = 0
         self.handed_count = 0  # sent to the client, or failed (the failure is the future's)
+        self.acknowledged_count = 0  # written to Kafka
+        self.failed_count = 0  # never will be
         self._handed = asyncio.Event()
 
     def put(self, fut: FutureMessage) -> None:
         super().put(fut)
         self.put_count += 1
+        fut.add_done_callback(self._on_done)
+
+    def _on_done(self, fut: FutureMessage) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.failed_count += 1
+        else:
+            self.acknowledged_count += 1
+
+    @property
+    def all_acknowledged(self) -> bool:
+        """Whether Kafka acknowledged every message put so far: none failed, none is pending."""
+        return self.failed_count == 0 and self.acknowledged_count == self.put_count
 
     async def _send_pending(self, fut: FutureMessage) -> None:
         try:
             await super()._send_pending(fut)
+        except BaseException as error:
+            if not fut.done():  # the client never took it: it failed, and says so to its waiters
+                fut.set_exception(error)
+            raise
         finally:
             self.handed_count += 1
             self._handed.set()
@@ -79,3 +99,18 @@ def install(producer: Any) -> None:
     buffer = DrainingProducerBuffer(loop=producer.loop, beacon=producer.beacon)
     buffer.app = producer.app
     producer.buffer = buffer
+
+
+def undelivered(producer: Any) -> str | None:
+    """What Kafka has not acknowledged of the messages put in ``producer``'s buffer (every table
+    write among them), or None when it acknowledged them all. A buffer that does not count (Faust's
+    own, which a threaded producer keeps) cannot show that they arrived."""
+    buffer = producer.buffer
+    if not isinstance(buffer, DrainingProducerBuffer):
+        return f"{type(buffer).__name__} does not count acknowledgements"
+    if buffer.all_acknowledged:
+        return None
+    return (
+        f"{buffer.put_count} put, {buffer.acknowledged_count} acknowledged, "
+        f"{buffer.failed_count} failed"
+    )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from faust.transport.producer import ProducerBuffer
 
+from orderflow.app import create_app
+from orderflow.resilience import producer_buffer
 from orderflow.resilience.producer_buffer import DrainingProducerBuffer
+from orderflow.settings import Settings
 
 
 class SlowChannel:
@@ -33,8 +37,17 @@ def _buffer(kind: type[ProducerBuffer]) -> ProducerBuffer:
     return buffer
 
 
+class Message(asyncio.Future[Any]):
+    """What Faust puts in the buffer: a future (resolved once Kafka acknowledges the record,
+    failed if it never will) that carries its pending message."""
+
+    def __init__(self, channel: SlowChannel, value: int) -> None:
+        super().__init__()
+        self.message = SimpleNamespace(channel=channel, value=value)
+
+
 def _message(channel: SlowChannel, value: int) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(channel=channel, value=value))
+    return Message(channel, value)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +86,85 @@ async def test_a_failed_hand_over_does_not_hold_the_flush() -> None:
         assert (buffer.put_count, buffer.handed_count) == (1, 1)  # type: ignore[attr-defined]
     finally:
         await buffer.stop()
+
+
+class Acknowledging(SlowChannel):
+    """Hands messages over at once; Kafka acknowledges them, or fails the ones in ``refused``
+    (as Faust's Topic._on_published does when the client gives up on a batch)."""
+
+    def __init__(self, refused: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        self.handed.append(fut.message.value)
+        if fut.message.value in self.refused:
+            fut.set_exception(TimeoutError("batch expired: the broker is unreachable"))
+        else:
+            fut.set_result(len(self.handed))
+
+
+async def _put_and_flush(channel: SlowChannel, values: tuple[int, ...]) -> Any:
+    producer = SimpleNamespace(buffer=_buffer(DrainingProducerBuffer))
+    await producer.buffer.start()
+    try:
+        for value in values:
+            producer.buffer.put(_message(channel, value))
+        await asyncio.wait_for(producer.buffer.flush(), 5)
+        await asyncio.sleep(0)  # the futures' callbacks run on the next turn of the loop
+    finally:
+        await producer.buffer.stop()
+    return producer
+
+
+async def test_every_message_acknowledged_is_delivered() -> None:
+    producer = await _put_and_flush(Acknowledging(), (1, 2, 3))
+
+    assert producer_buffer.undelivered(producer) is None
+
+
+async def test_a_message_kafka_never_took_is_undelivered() -> None:
+    producer = await _put_and_flush(Acknowledging(refused=(2,)), (1, 2, 3))
+
+    assert producer_buffer.undelivered(producer) == "3 put, 2 acknowledged, 1 failed"
+
+
+async def test_a_message_not_acknowledged_yet_is_undelivered() -> None:
+    class Unanswered(SlowChannel):
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            self.handed.append(fut.message.value)  # handed over; the broker never answers
+
+    producer = await _put_and_flush(Unanswered(), (1, 2))
+
+    assert producer_buffer.undelivered(producer) == "2 put, 0 acknowledged, 0 failed"
+
+
+async def test_a_message_the_client_refused_fails_its_waiters() -> None:
+    class Refusing(SlowChannel):
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            raise RuntimeError("refused")
+
+    channel = Refusing()
+    producer = SimpleNamespace(buffer=_buffer(DrainingProducerBuffer))
+    await producer.buffer.start()
+    try:
+        message = _message(channel, 1)
+        producer.buffer.put(message)
+        with pytest.raises(RuntimeError, match="refused"):
+            await asyncio.wait_for(message, 5)
+    finally:
+        await producer.buffer.stop()
+    assert producer_buffer.undelivered(producer) == "1 put, 0 acknowledged, 1 failed"
+
+
+def test_a_buffer_that_does_not_count_shows_nothing_delivered() -> None:
+    producer = SimpleNamespace(buffer=_buffer(ProducerBuffer))
+
+    assert producer_buffer.undelivered(producer) == "ProducerBuffer does not count acknowledgements"
+
+
+def test_the_apps_producer_counts_acknowledgements(tmp_path: Path) -> None:
+    app = create_app(Settings.from_env({"ORDERFLOW_DATA_DIR": str(tmp_path)}))
+
+    assert isinstance(app.producer.buffer, DrainingProducerBuffer)
+    assert producer_buffer.undelivered(app.producer) is None  # nothing was put
