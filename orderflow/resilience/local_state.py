@@ -9,8 +9,9 @@ their effects already applied and would not write them again, and the next worke
 partition, rebuilding from the changelog alone, would not have them.
 
 So a worker that stops cleanly (offsets committed, and every write acknowledged, which
-orderflow.resilience.producer_buffer counts) leaves a mark in its data directory, and a worker that starts without one discards its local tables and rebuilds
-them from the changelogs, which hold a prefix of every partition's writes.
+orderflow.resilience.producer_buffer counts) leaves a mark in its data directory, and a worker
+that starts without one discards its local tables and rebuilds them from the changelogs, which
+hold a prefix of every partition's writes.
 """
 
 from __future__ import annotations

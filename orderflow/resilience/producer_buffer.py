@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from faust.transport.producer import ProducerBuffer
@@ -29,6 +30,14 @@ from faust.types import FutureMessage
 log = logging.getLogger(__name__)
 
 SLOW_FLUSH = 5.0  # seconds a flush waits before it says so
+# Unsettled messages beyond which a put settles the oldest: kept low, because holding resolved
+# futures costs more than looking at them (bench/producer_buffer.py).
+SETTLE_AFTER = 64
+
+
+def _failed(fut: FutureMessage) -> bool:
+    """Whether a settled message failed: it will never be written to Kafka."""
+    return fut.cancelled() or fut.exception() is not None
 
 
 class DrainingProducerBuffer(ProducerBuffer):
@@ -36,25 +45,42 @@ class DrainingProducerBuffer(ProducerBuffer):
         super().__post_init__()
         self.put_count = 0
         self.handed_count = 0  # sent to the client, or failed (the failure is the future's)
-        self.acknowledged_count = 0  # written to Kafka
-        self.failed_count = 0  # never will be
+        self.acknowledged_count = 0  # of the settled ones: written to Kafka
+        self.failed_count = 0  # of the settled ones: never will be
+        # Messages put and not yet counted as settled, oldest first. Settling looks at the
+        # head only: a done callback on every message would cost a turn of the event loop each.
+        self._unsettled: deque[FutureMessage] = deque()
         self._handed = asyncio.Event()
 
     def put(self, fut: FutureMessage) -> None:
         super().put(fut)
         self.put_count += 1
-        fut.add_done_callback(self._on_done)
+        self._unsettled.append(fut)
+        if len(self._unsettled) > SETTLE_AFTER:
+            self._settle()
 
-    def _on_done(self, fut: FutureMessage) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            self.failed_count += 1
-        else:
-            self.acknowledged_count += 1
+    def _settle(self) -> None:
+        """Count the messages at the head of the line that Kafka has acknowledged or failed."""
+        unsettled = self._unsettled
+        while unsettled and unsettled[0].done():
+            if _failed(unsettled.popleft()):
+                self.failed_count += 1
+            else:
+                self.acknowledged_count += 1
 
-    @property
-    def all_acknowledged(self) -> bool:
-        """Whether Kafka acknowledged every message put so far: none failed, none is pending."""
-        return self.failed_count == 0 and self.acknowledged_count == self.put_count
+    def tally(self) -> tuple[int, int, int]:
+        """Of the messages put so far: how many Kafka acknowledged, how many failed, and how many
+        wait for it."""
+        self._settle()
+        acknowledged, failed, waiting = self.acknowledged_count, self.failed_count, 0
+        for fut in self._unsettled:
+            if not fut.done():
+                waiting += 1
+            elif _failed(fut):
+                failed += 1
+            else:
+                acknowledged += 1
+        return acknowledged, failed, waiting
 
     async def _send_pending(self, fut: FutureMessage) -> None:
         try:
@@ -72,6 +98,7 @@ class DrainingProducerBuffer(ProducerBuffer):
 
         The buffer's own stop flushes too, while its sending task still runs; once that task
         is gone ("shutdown", "crashed") nothing can drain, as in Faust's flush."""
+        self._settle()  # what the client's last flush saw acknowledged
         target = self.put_count
         started = time.monotonic()
         warned = False
@@ -108,9 +135,9 @@ def undelivered(producer: Any) -> str | None:
     buffer = producer.buffer
     if not isinstance(buffer, DrainingProducerBuffer):
         return f"{type(buffer).__name__} does not count acknowledgements"
-    if buffer.all_acknowledged:
+    acknowledged, failed, waiting = buffer.tally()
+    if acknowledged == buffer.put_count:
         return None
     return (
-        f"{buffer.put_count} put, {buffer.acknowledged_count} acknowledged, "
-        f"{buffer.failed_count} failed"
+        f"{buffer.put_count} put, {acknowledged} acknowledged, {failed} failed, {waiting} waiting"
     )

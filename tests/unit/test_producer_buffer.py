@@ -111,7 +111,6 @@ async def _put_and_flush(channel: SlowChannel, values: tuple[int, ...]) -> Any:
         for value in values:
             producer.buffer.put(_message(channel, value))
         await asyncio.wait_for(producer.buffer.flush(), 5)
-        await asyncio.sleep(0)  # the futures' callbacks run on the next turn of the loop
     finally:
         await producer.buffer.stop()
     return producer
@@ -126,7 +125,7 @@ async def test_every_message_acknowledged_is_delivered() -> None:
 async def test_a_message_kafka_never_took_is_undelivered() -> None:
     producer = await _put_and_flush(Acknowledging(refused=(2,)), (1, 2, 3))
 
-    assert producer_buffer.undelivered(producer) == "3 put, 2 acknowledged, 1 failed"
+    assert producer_buffer.undelivered(producer) == "3 put, 2 acknowledged, 1 failed, 0 waiting"
 
 
 async def test_a_message_not_acknowledged_yet_is_undelivered() -> None:
@@ -136,7 +135,28 @@ async def test_a_message_not_acknowledged_yet_is_undelivered() -> None:
 
     producer = await _put_and_flush(Unanswered(), (1, 2))
 
-    assert producer_buffer.undelivered(producer) == "2 put, 0 acknowledged, 0 failed"
+    assert producer_buffer.undelivered(producer) == "2 put, 0 acknowledged, 0 failed, 2 waiting"
+
+
+async def test_messages_acknowledged_out_of_order_all_count() -> None:
+    class HoldingTheFirst(SlowChannel):
+        """Acknowledges every message at once but the first (a slower partition)."""
+
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            self.handed.append(fut)
+            if len(self.handed) > 1:
+                fut.set_result(None)
+
+    channel = HoldingTheFirst()
+    values = tuple(range(3 * producer_buffer.SETTLE_AFTER))
+    producer = await _put_and_flush(channel, values)
+    put = len(values)
+    assert producer_buffer.undelivered(producer) == (
+        f"{put} put, {put - 1} acknowledged, 0 failed, 1 waiting"
+    )
+
+    channel.handed[0].set_result(None)
+    assert producer_buffer.undelivered(producer) is None
 
 
 async def test_a_message_the_client_refused_fails_its_waiters() -> None:
@@ -154,7 +174,7 @@ async def test_a_message_the_client_refused_fails_its_waiters() -> None:
             await asyncio.wait_for(message, 5)
     finally:
         await producer.buffer.stop()
-    assert producer_buffer.undelivered(producer) == "1 put, 0 acknowledged, 1 failed"
+    assert producer_buffer.undelivered(producer) == "1 put, 0 acknowledged, 1 failed, 0 waiting"
 
 
 def test_a_buffer_that_does_not_count_shows_nothing_delivered() -> None:
