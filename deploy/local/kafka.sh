@@ -52,8 +52,16 @@ group.initial.rebalance.delay.ms=0
 PROPS
 }
 
-# A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
-uuidgen_kafka() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+# A KRaft cluster id: 16 random bytes in URL-safe base64 without padding. One that starts with
+# "-" would be taken for an option by the storage tool ("--cluster-id: expected one argument"),
+# so it is drawn again, as Kafka's own Uuid.randomUuid does.
+uuidgen_kafka() {
+  local id=-
+  while [[ $id == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
+  printf '%s' "$id"
+}
 
 kafka_healthy() {
   port_open "$ORDERFLOW_INFRA_HOST" "$KAFKA_PORT" && grep -q 'Kafka Server started' "$(log_file kafka)"
