@@ -16,15 +16,14 @@ Writes bench/results/producer_buffer.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import platform
+import functools
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from _compare import best_of, command_line, report
 from faust.transport.producer import ProducerBuffer
 
 from orderflow.resilience.producer_buffer import DrainingProducerBuffer
@@ -68,28 +67,11 @@ async def main(messages: int, rounds: int) -> dict[str, Any]:
         "faust": ProducerBuffer,
         "draining": DrainingProducerBuffer,
     }
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(rounds):
-        for name, kind in variants.items():
-            best[name] = min(best[name], await run(kind, messages))
-    sent = messages // BATCH * BATCH
-    per_message = {name: best[name] / sent * 1e6 for name in variants}
-    return {
-        "benchmark": "producer_buffer",
-        "messages": sent,
-        "rounds": rounds,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "microseconds_per_message": {k: round(v, 3) for k, v in per_message.items()},
-        "ratio_draining_to_faust": round(per_message["draining"] / per_message["faust"], 3),
-    }
+    best = await best_of(
+        rounds, {name: functools.partial(run, kind, messages) for name, kind in variants.items()}
+    )
+    return report("producer_buffer", messages // BATCH * BATCH, rounds, best, baseline="faust")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    result = asyncio.run(main(args.messages, args.rounds))
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    command_line(__doc__ or "", RESULTS, main)

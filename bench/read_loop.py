@@ -13,14 +13,13 @@ Writes bench/results/read_loop.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import platform
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _compare import best_of, command_line, report
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 from mode import Service
@@ -89,32 +88,22 @@ async def drain(consumer_class: Any, fetches: list[dict[TP, list[Any]]]) -> tupl
 async def main(messages: int, rounds: int) -> dict[str, Any]:
     app.topics._acking_topics = {TOPIC}  # type: ignore[attr-defined]
     fetches = batches(messages)
-    variants = {"faust": app.transport.Consumer, "seek_safe": SeekSafeConsumer}
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(rounds):
-        for name, consumer_class in variants.items():
+    sent = len(fetches) * BATCH
+
+    def timed(consumer_class: Any) -> Callable[[], Awaitable[float]]:
+        async def run() -> float:
             # Fresh record lists each round: the read loop does not change them, but a
             # consumer must not see offsets another one already acknowledged.
             seconds, delivered = await drain(consumer_class, [dict(b) for b in fetches])
-            assert delivered == len(fetches) * BATCH, (name, delivered)
-            best[name] = min(best[name], seconds)
-    per_message = {name: best[name] / (len(fetches) * BATCH) * 1e6 for name in variants}
-    return {
-        "benchmark": "read_loop",
-        "messages": len(fetches) * BATCH,
-        "rounds": rounds,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "microseconds_per_message": {k: round(v, 3) for k, v in per_message.items()},
-        "ratio_seek_safe_to_faust": round(per_message["seek_safe"] / per_message["faust"], 3),
-    }
+            assert delivered == sent, (consumer_class, delivered)
+            return seconds
+
+        return run
+
+    variants = {"faust": app.transport.Consumer, "seek_safe": SeekSafeConsumer}
+    best = await best_of(rounds, {name: timed(kind) for name, kind in variants.items()})
+    return report("read_loop", sent, rounds, best, baseline="faust")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    result = asyncio.run(main(args.messages, args.rounds))
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    command_line(__doc__ or "", RESULTS, main)
