@@ -71,12 +71,19 @@ def run_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka(infra: Infra, run_id: str) -> Iterator[str]:
+def kafka(infra: Infra, run_id: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """The broker URL (kafka://host:port) of a running Kafka; the run's topics are deleted at
     the end of the session, or every run would leave its hundreds of partitions on the broker
-    and slow each start of it down."""
+    and slow each start of it down. A session with failures keeps them: what the records say
+    is often what tells a lost message from a late one."""
     url = infra.require("kafka")
     yield url
+    if request.session.testsfailed:
+        warnings.warn(
+            f"tests failed: this run's topics (named with {run_id}) are kept on {url}",
+            stacklevel=1,
+        )
+        return
     asyncio.run(_delete_topics(url.removeprefix("kafka://"), run_id))
 
 
