@@ -101,6 +101,18 @@ class SeekSafeConsumer(Consumer):
         self._read_offset.update(read_from)
         self._read_again = set(committed)
 
+    async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
+        """Table recovery's seek of the changelog partitions to where their reading starts.
+
+        Faust's recovery builds those offsets over its *live* set of assigned changelog
+        partitions, so a rebalance while it builds them (workers starting together) adds a
+        partition with no offset yet (``None``), and Faust then hands that to the client, which
+        refuses it (``ValueError: Offset must be a positive integer``) and the worker crashes.
+        Such a partition, like one with an offset below 0, is read from its start, as Faust reads
+        a changelog that has nothing persisted; the new assignment restarts recovery anyway.
+        """
+        await super().seek_wait({tp: _reading_start(offset) for tp, offset in partitions.items()})
+
     async def _seek_stream_partitions(self) -> Mapping[TP, int | None]:
         """On the consumer thread: each assigned partition that is not a changelog, sought to
         its committed offset, or to the beginning of the partition when none is committed (the
@@ -173,6 +185,11 @@ class SeekSafeConsumer(Consumer):
                 self._unacked_messages.discard(message)
             return False
         return super().ack(message)
+
+
+def _reading_start(offset: int | None) -> int:
+    """Where recovery reads a changelog partition from: its offset, or its start if none."""
+    return offset if isinstance(offset, int) and offset >= 0 else 0
 
 
 def _last_read(committed: int | None) -> int | None:

@@ -9,11 +9,13 @@ a stream finishes a message, and the commits are what its periodic commit would 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.tables.recovery import Recovery
 from faust.types import TP, Message
 from mode import Service
 
@@ -43,10 +45,15 @@ class KafkaClient:
         return self.committed_offsets[tp]
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if not isinstance(offset, int) or offset < 0:  # as aiokafka checks it
+            raise ValueError("Offset must be a positive integer")
         if self.failing_seeks:
             self.failing_seeks -= 1
             raise ConnectionError("the broker went away")
         self.sought[tp] = offset
+
+    async def position(self, tp: TopicPartition) -> int:
+        return int(self.sought[tp])
 
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         self.sought.update(dict.fromkeys(tps, "beginning"))
@@ -323,6 +330,42 @@ async def test_a_failed_seek_back_holds_the_fetch_until_it_succeeds(
     assert [m.offset for m in safe.handed] == list(range(10, 18))
     safe.process(*range(10, 18))
     assert safe.commit() == 18
+
+
+def recovery_offsets() -> tuple[set[TP], Counter[TP]]:
+    """What Faust's recovery seeks after a rebalance during its build of the changelog offsets:
+    partition 0 built (12), 1 empty (-1), and 2 assigned meanwhile, with no offset yet."""
+    offsets: Counter[TP] = Counter()
+    offsets[TP(CHANGELOG.topic, 0)] = 12
+    offsets[TP(CHANGELOG.topic, 1)] = -1
+    offsets[TP(CHANGELOG.topic, 2)] = None  # type: ignore[assignment]
+    return set(offsets), offsets
+
+
+async def test_faust_alone_crashes_recovery_on_a_partition_assigned_during_it(
+    partition: Callable[..., Partition],
+) -> None:
+    faust_alone = partition(app.transport.Consumer)
+    faust_alone.client.committed_offsets = {}
+    with pytest.raises(ValueError, match="Offset must be a positive integer"):
+        await Recovery._seek_offsets(None, faust_alone.consumer, *recovery_offsets(), "active")  # type: ignore[arg-type]
+
+
+async def test_a_changelog_partition_without_an_offset_is_read_from_its_start(
+    partition: Callable[..., Partition],
+) -> None:
+    safe = partition(SeekSafeConsumer)
+    safe.client.committed_offsets = {}
+    await Recovery._seek_offsets(None, safe.consumer, *recovery_offsets(), "active")  # type: ignore[arg-type]
+
+    changelog = CHANGELOG.topic
+    assert safe.client.sought == {
+        TopicPartition(changelog, 0): 12,
+        TopicPartition(changelog, 1): 0,
+        TopicPartition(changelog, 2): 0,
+    }
+    assert safe.consumer._read_offset[TP(changelog, 0)] == 12
+    assert TP(changelog, 2) not in safe.consumer._read_offset
 
 
 def test_the_app_reads_with_it() -> None:
