@@ -21,6 +21,10 @@ from orderflow.views.problems import Problem, problem_response
 log = logging.getLogger(__name__)
 
 FORWARDED_BY = "X-Orderflow-Forwarded-By"
+# What the owner needs of the client's request besides its method, path and body.
+FORWARDED_HEADERS = ("Idempotency-Key",)
+# What the client needs of the owner's answer besides its status, body and content type.
+RELAYED_HEADERS = ("Location", "Idempotent-Replayed", "Retry-After")
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=40)  # above the longest long-poll (30 s)
 
 
@@ -75,6 +79,7 @@ class ApiView(View):
             FORWARDED_BY: str(app.conf.canonical_url),
             "Accept": request.headers.get("Accept", "application/json"),
         }
+        headers.update({k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))})
         body = await self.read_request_content(request) if request.method != "GET" else None
         if body is not None:
             headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
@@ -82,7 +87,7 @@ class ApiView(View):
             async with app.http_client.request(
                 request.method, target, headers=headers, data=body, timeout=FORWARD_TIMEOUT
             ) as answer:
-                relayed = {k: v for k, v in answer.headers.items() if k in ("Location",)}
+                relayed = {k: v for k, v in answer.headers.items() if k in RELAYED_HEADERS}
                 return self.bytes(
                     await answer.read(),
                     content_type=answer.content_type,

@@ -146,9 +146,10 @@ class CancelOrder(ApiView):
             raise Problem(422, "reason must be a non-empty string of at most 200 characters")
 
         async def cancel() -> Response:
-            view = tables.orders_view.get(order_id)
-            if view is None:
-                raise Problem(404, f"no order {order_id}")
+            # An order exists from its 202 on (it is in PostgreSQL): the read model may not
+            # have seen it yet, and the saga reads the cancel after the order (the outbox
+            # publishes an order's commands in the order they were accepted).
+            view = tables.orders_view.get(order_id) or await accepted_document(order_id)
             if view["status"] in FINAL_STATUSES:
                 raise Problem(409, f"order {order_id} is already {view['status']}")
             command = schemas.CancelOrder(

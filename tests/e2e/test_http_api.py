@@ -208,6 +208,27 @@ def test_a_closed_order_cannot_be_cancelled_again(api: str) -> None:
     assert "already REJECTED" in problem["detail"]
 
 
+def test_an_order_can_be_cancelled_the_moment_it_is_accepted(api: str) -> None:
+    """The cancel follows the 202 at once, before any read model has seen the order."""
+    stock(api, "SKU-C", 3)
+    body = order(lines=[{"sku": "SKU-C", "quantity": 2, "unit_price": 100}])
+    code, _, accepted = request("POST", f"{api}/orders", body)
+    assert code == 202
+    order_id = accepted["order_id"]
+    code, _, cancellation = request("POST", f"{api}/orders/{order_id}/cancel")
+    assert code == 202, cancellation
+    assert cancellation["cancellation"] == "accepted"
+    code, _, view = request("GET", f"{api}/orders/{order_id}?wait=20")
+    assert (view["status"], view["reason"]) == ("CANCELLED", "customer_request")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        code, _, level = request("GET", f"{api}/inventory/SKU-C")
+        if (level["on_hand"], level["reserved"]) == (3, 0):
+            break
+        time.sleep(0.2)
+    assert (level["on_hand"], level["reserved"]) == (3, 0)
+
+
 def test_a_step_past_its_deadline_is_compensated_by_the_timer(api: str) -> None:
     stock(api, "SKU-T", 5)
     body = order(
