@@ -24,9 +24,11 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 from mode import Service
 
-from orderflow.app import app
+from orderflow.app import create_app
 from orderflow.resilience.seeks import SeekSafeConsumer
+from orderflow.settings import Settings
 
+app = create_app(Settings(), platform=False)
 RESULTS = Path(__file__).parent / "results" / "read_loop.json"
 TOPIC = "bench-read-loop"
 PARTITIONS = [TP(TOPIC, n) for n in range(8)]

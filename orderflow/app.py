@@ -1,39 +1,50 @@
-"""The Faust application and its configuration. Nothing else lives here.
+"""The Faust application, its configuration, and the composition root that wires it.
 
 ``faust -A orderflow.app worker`` (or ``orderflow worker``) loads ``orderflow.app:app``. The app
 is built on first access from :class:`~orderflow.settings.Settings`, so importing this module
-neither reads the environment nor connects to anything.
+neither reads the environment nor connects to anything. :func:`create_app` is the one place
+where the platform is put together: it declares the topics and tables on a new app, then asks
+each bounded context to register its agents, tasks and views on it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 import faust
-from faust.types import ConsumerT, ProducerT
+from faust.types import ConsumerT, ProducerT, TopicT
 
+from orderflow import topics
+from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
-from orderflow.observability import logs, tracing
+from orderflow.observability import logs, sampler, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
-from orderflow.resilience import local_state, producer_buffer
+from orderflow.resilience import dlq, local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.in_flight import InFlight
 from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import ProcessingGuarantee, Settings
+from orderflow.sinks import outbox_relay, projections
+from orderflow.tables import Tables
+from orderflow.topics import Bus
 from orderflow.views import health
+from orderflow.views import register as register_views
 
-# Modules that declare the platform's agents, tables and views on ``app``; Faust imports them
-# when a worker starts.
-PLATFORM_MODULES: tuple[str, ...] = (
-    "orderflow.agents",
-    "orderflow.sinks",
-    "orderflow.views",
-    "orderflow.observability",
+# The bounded contexts, each with its register(app): what they declare on the app.
+CONTEXTS = (
+    saga,
+    inventory,
+    payments,
+    catalog,
+    read_models,
+    notifications,
+    projections,
+    outbox_relay,
+    sampler,
 )
 
 # How often the consumer refreshes topic metadata even when nothing failed (see create_app).
@@ -45,7 +56,14 @@ _CHATTY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access")
 
 
 class OrderflowApp(faust.App):
-    """A faust.App that carries the Settings it was built from."""
+    """A faust.App that carries the Settings it was built from, and the clients built from them.
+
+    ``bus`` and ``data`` are the platform's topics and tables (Faust's own ``topics`` and
+    ``tables`` are its conductor and table manager); :func:`create_app` declares them.
+    """
+
+    bus: Bus
+    data: Tables
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(settings.app_id, **options)
@@ -70,6 +88,10 @@ class OrderflowApp(faust.App):
             self.breakers[name] = CircuitBreaker(name, config, on_change=observe_breaker)
             observe_breaker(self.breakers[name])
         return self.breakers[name]
+
+    def dead_letter_topic(self, origin: str) -> TopicT:
+        """The DLQ twin of the topic called ``origin`` (its full name)."""
+        return dlq.dead_letter_topic(self, origin, self.settings.topic_partitions)
 
     async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
         """Before partitions are revoked: wait for the events in progress, then commit.
@@ -127,8 +149,9 @@ class OrderflowApp(faust.App):
                 )
 
 
-def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:
-    """A configured app. ``modules`` are autodiscovered at worker start."""
+def create_app(settings: Settings, *, platform: bool = True) -> OrderflowApp:
+    """A configured app; with ``platform``, its topics, tables, agents, tasks and views too
+    (without, only the health views: an app that declares its own)."""
     app = OrderflowApp(
         settings,
         broker=settings.broker_url,
@@ -158,7 +181,6 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         web_graph_enabled=False,
         web_router_enabled=False,
         web_metrics_enabled=False,
-        autodiscover=list(modules),
         origin="orderflow",
         # A worker must never take a whole partition's backlog into memory at once.
         stream_buffer_maxsize=4096,
@@ -170,6 +192,8 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
     health.install(app)
     http_metrics.install(app)
     tracing.configure(settings.trace_file)
+    if platform:
+        _register_platform(app)
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         logging.getLogger(__name__).warning(
             "processing_guarantee=exactly_once is not supported: faust-streaming 0.15.3 can "
@@ -177,6 +201,15 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
             "at_least_once with orderflow's idempotent handlers is the supported guarantee"
         )
     return app
+
+
+def _register_platform(app: OrderflowApp) -> None:
+    app.bus = Bus(app, app.settings)
+    app.data = Tables(app, app.settings)
+    topics.register(app, app.bus)
+    for context in CONTEXTS:
+        context.register(app)
+    register_views(app)
 
 
 @cache

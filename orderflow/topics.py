@@ -26,18 +26,22 @@ carry several record types; ``__faust.ns`` names each one.
 A product id is its sku, so catalog and inventory topics are co-partitioned. The documents
 topics carry each read model's latest documents for the sinks (orderflow.projections); being
 compacted, they keep the latest document of every key, which is what a rebuild replays.
+
+The names are constants (without the deployment's prefix), usable without any app; the topics
+themselves belong to one app: :class:`Bus` declares them on it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import faust
 import orjson
 from faust.types import TopicT
 
-from orderflow.app import app
 from orderflow.observability import tracing
 from orderflow.schemas import Message
+from orderflow.settings import Settings
 
 ORDERS_COMMANDS = "orders.commands"
 SAGA_REPLIES = "saga.replies"
@@ -51,56 +55,67 @@ ORDERS_DOCUMENTS = "orders.documents"
 PRODUCTS_DOCUMENTS = "products.documents"
 
 
-def _topic(*names: str, compacting: bool | None = None) -> TopicT:
-    # internal=True: the app owns these topics and creates them at start, with the configured
-    # partitions and replication factor (brokers must not auto-create them with defaults).
-    return app.topic(
-        *(app.settings.topic(name) for name in names),
-        key_type=str,
-        value_type=bytes,
-        value_serializer="raw",
-        partitions=app.settings.topic_partitions,
-        replicas=app.settings.topic_replication_factor,
-        internal=True,
-        compacting=compacting,
-    )
+class Bus:
+    """Every topic of one deployment, declared on its app, and how records are sent to them.
+
+    Handlers hold the bus and name a topic when they send, so a test can put an in-memory
+    channel in a topic's place.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        def topic(*names: str, compacting: bool | None = None) -> TopicT:
+            # internal=True: the app owns these topics and creates them at start, with the
+            # configured partitions and replication factor (brokers must not auto-create them).
+            return app.topic(
+                *(settings.topic(name) for name in names),
+                key_type=str,
+                value_type=bytes,
+                value_serializer="raw",
+                partitions=settings.topic_partitions,
+                replicas=settings.topic_replication_factor,
+                internal=True,
+                compacting=compacting,
+            )
+
+        self.orders_commands = topic(ORDERS_COMMANDS)
+        self.saga_replies = topic(SAGA_REPLIES)
+        self.inventory_commands = topic(INVENTORY_COMMANDS)
+        self.payments_commands = topic(PAYMENTS_COMMANDS)
+        self.orders_events = topic(ORDERS_EVENTS)
+        self.inventory_events = topic(INVENTORY_EVENTS)
+        self.catalog_commands = topic(CATALOG_COMMANDS)
+        self.catalog_events = topic(CATALOG_EVENTS)
+        self.orders_documents = topic(ORDERS_DOCUMENTS, compacting=True)
+        self.products_documents = topic(PRODUCTS_DOCUMENTS, compacting=True)
+        # What the saga agent consumes: both topics are keyed by order id and co-partitioned.
+        self.saga_inbox = topic(ORDERS_COMMANDS, SAGA_REPLIES)
+        # What the product read model consumes: both keyed by product id (sku).
+        self.product_sources = topic(CATALOG_EVENTS, INVENTORY_EVENTS)
+
+    def all(self) -> tuple[TopicT, ...]:
+        """Each topic once (the agents' multi-topic sources are made of these)."""
+        return (
+            self.orders_commands,
+            self.saga_replies,
+            self.inventory_commands,
+            self.payments_commands,
+            self.orders_events,
+            self.inventory_events,
+            self.catalog_commands,
+            self.catalog_events,
+            self.orders_documents,
+            self.products_documents,
+        )
+
+    async def declare(self) -> None:
+        """Create every topic, also those that no agent of this app consumes."""
+        for topic in self.all():
+            await topic.maybe_declare()
 
 
-orders_commands = _topic(ORDERS_COMMANDS)
-saga_replies = _topic(SAGA_REPLIES)
-inventory_commands = _topic(INVENTORY_COMMANDS)
-payments_commands = _topic(PAYMENTS_COMMANDS)
-orders_events = _topic(ORDERS_EVENTS)
-inventory_events = _topic(INVENTORY_EVENTS)
-catalog_commands = _topic(CATALOG_COMMANDS)
-catalog_events = _topic(CATALOG_EVENTS)
-orders_documents = _topic(ORDERS_DOCUMENTS, compacting=True)
-products_documents = _topic(PRODUCTS_DOCUMENTS, compacting=True)
-
-# What the saga agent consumes: both topics are keyed by order id and co-partitioned.
-saga_inbox = _topic(ORDERS_COMMANDS, SAGA_REPLIES)
-# What the product read model consumes: both keyed by product id (sku).
-product_sources = _topic(CATALOG_EVENTS, INVENTORY_EVENTS)
-
-ALL_TOPICS = (
-    orders_commands,
-    saga_replies,
-    inventory_commands,
-    payments_commands,
-    orders_events,
-    inventory_events,
-    catalog_commands,
-    catalog_events,
-    orders_documents,
-    products_documents,
-)
-
-
-@app.task  # type: ignore[untyped-decorator]
-async def declare_topics() -> None:
-    """Create every topic at start, also those that no agent of this app consumes."""
-    for topic in ALL_TOPICS:
-        await topic.maybe_declare()
+def register(app: faust.App, bus: Bus) -> None:
+    """Declare the topics when the worker starts."""
+    app.task(bus.declare)
 
 
 async def publish(topic: Any, key: str, record: Message) -> None:

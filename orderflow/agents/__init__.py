@@ -1,1 +1,1 @@
-"""Faust agents, one module per bounded context. Imported by the worker at start."""
+"""Faust agents, one module per bounded context, each with a register(app) that declares them."""

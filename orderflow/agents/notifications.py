@@ -11,18 +11,22 @@ replay once it is back.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
-from orderflow import schemas, tables, topics
-from orderflow.app import app
+from orderflow import schemas
 from orderflow.domain import notifications
 from orderflow.notifications.channels import Channel, WebhookChannel
 from orderflow.observability import metrics
 from orderflow.resilience.breaker import CircuitBreaker
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError
+from orderflow.settings import Settings
+from orderflow.tables.typed import TypedTable
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 BREAKER = "notifications"
 ORDER_EVENTS = (
@@ -35,14 +39,19 @@ SENT = "sent"
 SKIPPED = "skipped"
 
 
-async def notify(channel: Channel | None, breaker: CircuitBreaker, event: schemas.Message) -> None:
-    """Send the notification ``event`` calls for, unless it was sent already."""
+async def notify(
+    sent: TypedTable[list[dict[str, Any]]],
+    channel: Channel | None,
+    breaker: CircuitBreaker,
+    event: schemas.Message,
+) -> None:
+    """Send the notification ``event`` calls for, unless ``sent`` records it already."""
     if not isinstance(event, ORDER_EVENTS):
         raise SchemaError(f"{type(event).__name__} is not an order event")
     notification = notifications.notification_for(event)
     if notification is None:
         return
-    history = tables.notifications.get(notification.order_id) or []
+    history = sent.get(notification.order_id) or []
     if notifications.already_recorded(history, notification):
         return
     if channel is None:
@@ -53,28 +62,29 @@ async def notify(channel: Channel | None, breaker: CircuitBreaker, event: schema
         status, channel_name = SENT, channel.name
         metrics.NOTIFICATIONS_SENT.labels(notification.kind, channel.name).inc()
     at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    tables.notifications[notification.order_id] = notifications.record(
+    sent[notification.order_id] = notifications.record(
         history, notification, channel_name, status, at
     )
 
 
-def configured_channel() -> Channel | None:
-    settings = app.settings
+def configured_channel(settings: Settings) -> Channel | None:
     if not settings.notification_webhook_url:
         return None
     return WebhookChannel(settings.notification_webhook_url, timeout=settings.notification_timeout)
 
 
-@app.agent(topics.orders_events)
-async def customer_notifications(stream: StreamT[bytes]) -> None:
-    channel = configured_channel()
-    breaker = app.breaker(BREAKER)
+def register(app: OrderflowApp) -> None:
+    @app.agent(app.bus.orders_events, name=f"{__name__}.customer_notifications")
+    async def customer_notifications(stream: StreamT[bytes]) -> None:
+        channel = configured_channel(app.settings)
+        breaker = app.breaker(BREAKER)
+        sent = app.data.notifications
 
-    async def handle(event: schemas.Message, _: EventT[Any]) -> None:
-        await notify(channel, breaker, event)
+        async def handle(event: schemas.Message, _: EventT[Any]) -> None:
+            await notify(sent, channel, breaker, event)
 
-    try:
-        await process(app, stream, handle, "notifications")
-    finally:
-        if channel is not None:
-            await channel.close()
+        try:
+            await process(app, stream, handle, "notifications")
+        finally:
+            if channel is not None:
+                await channel.close()

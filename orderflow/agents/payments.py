@@ -11,12 +11,13 @@ and asks again later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
-from orderflow import schemas, tables, topics
-from orderflow.app import app
+from orderflow import schemas
+from orderflow.domain import payments
+from orderflow.domain.payments import Payment
 from orderflow.observability import metrics
 from orderflow.payments.gateway import (
     AuthorizationRequest,
@@ -28,44 +29,45 @@ from orderflow.payments.gateway import (
 from orderflow.resilience.breaker import BreakerOpen, CircuitBreaker
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError
+from orderflow.tables.typed import TypedTable
+from orderflow.topics import Bus, publish
 
-AUTHORIZED = "authorized"
-DECLINED = "declined"
-VOIDED = "voided"
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
+
 BREAKER = "payment_gateway"
 UNAVAILABLE_RETRY_AFTER = 2.0  # seconds, when the breaker does not say
 
 
-async def _reply(command: schemas.AuthorizePayment, record: dict[str, Any]) -> None:
-    envelope = schemas.caused_by(command)
-    reply: schemas.Message
-    if record["status"] == AUTHORIZED:
-        reply = schemas.PaymentAuthorized(
-            **envelope, order_id=command.order_id, payment_id=record["payment_id"]
-        )
-    else:
-        reply = schemas.PaymentDeclined(
-            **envelope, order_id=command.order_id, reason=record["reason"]
-        )
-    await topics.publish(topics.saga_replies, command.order_id, reply)
+class PaymentProcessor:
+    """The payments handler: the gateway behind its breaker, the payments table, the bus."""
 
+    def __init__(
+        self,
+        gateway: PaymentGateway,
+        breaker: CircuitBreaker,
+        payments: TypedTable[Payment],
+        bus: Bus,
+    ) -> None:
+        self.gateway = gateway
+        self.breaker = breaker
+        self.payments = payments
+        self.bus = bus
 
-async def _unavailable(command: schemas.AuthorizePayment, reason: str, retry_after: float) -> None:
-    metrics.PAYMENTS.labels("unavailable").inc()
-    reply = schemas.PaymentUnavailable(
-        **schemas.caused_by(command),
-        order_id=command.order_id,
-        reason=reason,
-        retry_after=max(retry_after, 0.1),
-    )
-    await topics.publish(topics.saga_replies, command.order_id, reply)
+    async def __call__(self, command: schemas.Message, event: EventT[Any]) -> None:
+        match command:
+            case schemas.AuthorizePayment():
+                await self.authorize(command)
+            case schemas.VoidPayment():
+                await self.void(command)
+            case _:
+                raise SchemaError(f"{type(command).__name__} is not a payments command")
 
-
-async def authorize(
-    gateway: PaymentGateway, breaker: CircuitBreaker, command: schemas.AuthorizePayment
-) -> None:
-    record = tables.payments.get(command.order_id)
-    if record is None:
+    async def authorize(self, command: schemas.AuthorizePayment) -> None:
+        payment = self.payments.get(command.order_id)
+        if payment is not None:
+            await self._reply(command, payments.answer_again(payment))
+            return
         request = AuthorizationRequest(
             order_id=command.order_id,
             amount=command.amount,
@@ -74,63 +76,68 @@ async def authorize(
             idempotency_key=f"authorize-{command.order_id}",
         )
         try:
-            answer = await breaker.call(lambda: gateway.authorize(request))
+            answer = await self.breaker.call(lambda: self.gateway.authorize(request))
         except BreakerOpen as open_breaker:
-            await _unavailable(command, "gateway circuit open", open_breaker.retry_after)
+            await self._unavailable(command, "gateway circuit open", open_breaker.retry_after)
+            return
+        except GatewayUnavailable as error:
+            reason = f"gateway unavailable: {error}"
+            await self._unavailable(command, reason, UNAVAILABLE_RETRY_AFTER)
             return
         except GatewayTimeout:
-            # The outcome is unknown: the saga rejects the order and voids what may exist.
-            record = {"status": DECLINED, "payment_id": None, "reason": "gateway_timeout"}
-        except GatewayUnavailable as error:
-            await _unavailable(command, f"gateway unavailable: {error}", UNAVAILABLE_RETRY_AFTER)
-            return
+            payment = payments.declined(payments.GATEWAY_TIMEOUT)
         else:
-            if answer.approved:
-                record = {"status": AUTHORIZED, "payment_id": answer.payment_id, "reason": None}
+            if answer.approved and answer.payment_id is not None:  # the gateway checks both
+                payment = payments.authorized(answer.payment_id)
             else:
-                record = {"status": DECLINED, "payment_id": None, "reason": answer.decline_reason}
-        tables.payments[command.order_id] = record
-        metrics.PAYMENTS.labels(record["status"]).inc()
-    elif record["status"] == VOIDED:
-        record = {**record, "reason": "voided"}
-    await _reply(command, record)
+                payment = payments.declined(answer.decline_reason)
+        self.payments[command.order_id] = payment
+        metrics.PAYMENTS.labels(payment.status.value).inc()
+        await self._reply(command, payment)
 
+    async def void(self, command: schemas.VoidPayment) -> None:
+        decision = payments.void(self.payments.get(command.order_id), command.reason)
+        if (payment_id := decision.at_gateway) is not None:
+            # A failure here is transient: the message is retried, then dead-lettered.
+            key = f"void-{command.order_id}"
+            await self.breaker.call(lambda: self.gateway.void(payment_id, idempotency_key=key))
+        if decision.payment is not None:
+            self.payments[command.order_id] = decision.payment
 
-async def void(
-    gateway: PaymentGateway, breaker: CircuitBreaker, command: schemas.VoidPayment
-) -> None:
-    record = tables.payments.get(command.order_id)
-    if record is not None and record["status"] == AUTHORIZED:
-        # A failure here is transient: the message is retried, then dead-lettered for replay.
-        await breaker.call(
-            lambda: gateway.void(record["payment_id"], idempotency_key=f"void-{command.order_id}")
+    async def _reply(self, command: schemas.AuthorizePayment, payment: Payment) -> None:
+        envelope = schemas.caused_by(command)
+        reply: schemas.Message
+        if payment.authorized:
+            reply = schemas.PaymentAuthorized(
+                **envelope, order_id=command.order_id, payment_id=payment.payment_id
+            )
+        else:
+            reply = schemas.PaymentDeclined(
+                **envelope, order_id=command.order_id, reason=payment.reason
+            )
+        await publish(self.bus.saga_replies, command.order_id, reply)
+
+    async def _unavailable(
+        self, command: schemas.AuthorizePayment, reason: str, retry_after: float
+    ) -> None:
+        metrics.PAYMENTS.labels("unavailable").inc()
+        reply = schemas.PaymentUnavailable(
+            **schemas.caused_by(command),
+            order_id=command.order_id,
+            reason=reason,
+            retry_after=max(retry_after, 0.1),
         )
-        tables.payments[command.order_id] = {**record, "status": VOIDED, "reason": command.reason}
-    elif record is None:
-        # Nothing authorized yet: remember the void so a late AuthorizePayment is refused.
-        tables.payments[command.order_id] = {
-            "status": VOIDED,
-            "payment_id": None,
-            "reason": command.reason,
-        }
+        await publish(self.bus.saga_replies, command.order_id, reply)
 
 
-@app.agent(topics.payments_commands)
-async def payment_processor(stream: StreamT[bytes]) -> None:
+def register(app: OrderflowApp) -> None:
     settings = app.settings
-    gateway = HttpPaymentGateway(settings.payment_gateway_url, timeout=settings.payment_timeout)
-    breaker = app.breaker(BREAKER)
 
-    async def handle(command: schemas.Message, event: EventT[Any]) -> None:
-        match command:
-            case schemas.AuthorizePayment():
-                await authorize(gateway, breaker, command)
-            case schemas.VoidPayment():
-                await void(gateway, breaker, command)
-            case _:
-                raise SchemaError(f"{type(command).__name__} is not a payments command")
-
-    try:
-        await process(app, stream, handle, "payments")
-    finally:
-        await gateway.close()
+    @app.agent(app.bus.payments_commands, name=f"{__name__}.payment_processor")
+    async def payment_processor(stream: StreamT[bytes]) -> None:
+        gateway = HttpPaymentGateway(settings.payment_gateway_url, timeout=settings.payment_timeout)
+        processor = PaymentProcessor(gateway, app.breaker(BREAKER), app.data.payments, app.bus)
+        try:
+            await process(app, stream, processor, "payments")
+        finally:
+            await gateway.close()

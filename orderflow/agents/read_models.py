@@ -8,66 +8,77 @@ document's is a repeat (a redelivery or a re-send after a crash) and changes not
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
-from orderflow import schemas, tables, topics
-from orderflow.app import app
+from orderflow import schemas
+from orderflow.domain import order_document
+from orderflow.domain.order_document import OrderStatus, VersionedOrderDocument
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError, decode
+from orderflow.tables.typed import TypedTable
+from orderflow.topics import Bus, publish_document
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 CUSTOMER_ORDERS_KEPT = 100  # a customer's list stays bounded; older orders are in orders_view
 
-OUTCOMES: dict[type[schemas.Message], str] = {
-    schemas.OrderConfirmed: "CONFIRMED",
-    schemas.OrderRejected: "REJECTED",
-    schemas.OrderCancelled: "CANCELLED",
+OUTCOMES: dict[type[schemas.Message], OrderStatus] = {
+    schemas.OrderConfirmed: OrderStatus.CONFIRMED,
+    schemas.OrderRejected: OrderStatus.REJECTED,
+    schemas.OrderCancelled: OrderStatus.CANCELLED,
 }
 
 
-def project_order(view: dict[str, Any] | None, event: schemas.Message) -> dict[str, Any] | None:
+def project_order(
+    view: VersionedOrderDocument | None, event: schemas.Message
+) -> VersionedOrderDocument | None:
     """The order document after ``event``; None when the event changes nothing."""
     version: int = event.version
     if view is not None and version <= view["version"]:
         return None
     at = event.occurred_at
+    changed: VersionedOrderDocument
     match event:
         case schemas.OrderPlaced():
             at = event.placed_at or at  # the original time, also in a re-sent copy
-            return {
-                "order_id": event.order_id,
-                "customer_id": event.customer_id,
-                "status": "PENDING",
-                "lines": [
-                    {"sku": li.sku, "quantity": li.quantity, "unit_price": li.unit_price}
-                    for li in event.lines
-                ],
-                "total": event.total,
-                "currency": event.currency,
-                "reason": None,
-                "detail": None,
-                "payment_id": None,
-                "placed_at": at,
-                "updated_at": at,
-                "history": [{"status": "PENDING", "at": at}],
-                "version": version,
-            }
+            lines = order_document.line_documents(event.lines)
+            placed = order_document.pending(
+                event.order_id, event.customer_id, event.currency, lines, at
+            )
+            return {**placed, "version": version}
         case schemas.OrderConfirmed() if view is not None:
-            changes: dict[str, Any] = {"status": "CONFIRMED", "payment_id": event.payment_id}
+            changed = {**view, "status": OrderStatus.CONFIRMED, "payment_id": event.payment_id}
         case schemas.OrderRejected() if view is not None:
-            changes = {"status": "REJECTED", "reason": event.reason, "detail": event.detail}
+            changed = {
+                **view,
+                "status": OrderStatus.REJECTED,
+                "reason": event.reason,
+                "detail": event.detail,
+            }
         case schemas.OrderCancelled() if view is not None:
-            changes = {"status": "CANCELLED", "reason": event.reason}
+            changed = {**view, "status": OrderStatus.CANCELLED, "reason": event.reason}
         case _:
             return None
-    history = [*view["history"], {"status": changes["status"], "at": at}]
-    return {**view, **changes, "history": history, "updated_at": at, "version": version}
+    # ``changed`` is a new dict: its history, time and version are set in place.
+    changed["history"] = [*view["history"], {"status": changed["status"], "at": at}]
+    changed["updated_at"] = at
+    changed["version"] = version
+    return changed
 
 
-def summarize(order: dict[str, Any]) -> dict[str, Any]:
-    keep = ("order_id", "status", "total", "currency", "placed_at", "updated_at", "version")
-    return {field: order[field] for field in keep}
+def summarize(order: VersionedOrderDocument) -> dict[str, Any]:
+    return {
+        "order_id": order["order_id"],
+        "status": order["status"],
+        "total": order["total"],
+        "currency": order["currency"],
+        "placed_at": order["placed_at"],
+        "updated_at": order["updated_at"],
+        "version": order["version"],
+    }
 
 
 def project_customer(
@@ -94,28 +105,44 @@ def project_customer(
     return None if kept == orders else kept  # an order too old to be kept changes nothing
 
 
-async def _update_order(event: schemas.Message, _: EventT[Any]) -> None:
+def _order_event(event: schemas.Message) -> None:
     if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
         raise SchemaError(f"{type(event).__name__} is not an order event")
-    order_id: str = event.order_id
-    view = tables.orders_view.get(order_id)
-    updated = project_order(view, event)
-    if updated is not None:
-        tables.orders_view[order_id] = updated
-    elif view is not None and event.version == view["version"]:
-        updated = view  # the last change again: its document may not have left before a crash
-    else:
-        return
-    await topics.publish_document(topics.orders_documents, order_id, updated)
 
 
-async def _update_customer(event: schemas.Message, _: EventT[Any]) -> None:
-    if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
-        raise SchemaError(f"{type(event).__name__} is not an order event")
-    customer_id: str = event.customer_id
-    updated = project_customer(tables.customer_orders.get(customer_id) or [], event)
-    if updated is not None:
-        tables.customer_orders[customer_id] = updated
+class OrderDocuments:
+    """orders.events → ``orders_view`` → orders.documents."""
+
+    def __init__(self, views: TypedTable[VersionedOrderDocument], bus: Bus) -> None:
+        self.views = views
+        self.bus = bus
+
+    async def __call__(self, event: schemas.Message, _: EventT[Any]) -> None:
+        _order_event(event)
+        order_id: str = event.order_id
+        view = self.views.get(order_id)
+        updated = project_order(view, event)
+        if updated is not None:
+            self.views[order_id] = updated
+        elif view is not None and event.version == view["version"]:
+            updated = view  # the last change again: its document may not have left in a crash
+        else:
+            return
+        await publish_document(self.bus.orders_documents, order_id, dict(updated))
+
+
+class CustomerOrderLists:
+    """orders.events, re-keyed by customer → ``customer_orders``."""
+
+    def __init__(self, lists: TypedTable[list[dict[str, Any]]]) -> None:
+        self.lists = lists
+
+    async def __call__(self, event: schemas.Message, _: EventT[Any]) -> None:
+        _order_event(event)
+        customer_id: str = event.customer_id
+        updated = project_customer(self.lists.get(customer_id) or [], event)
+        if updated is not None:
+            self.lists[customer_id] = updated
 
 
 def _customer_of(raw: bytes) -> str:
@@ -126,13 +153,16 @@ def _customer_of(raw: bytes) -> str:
         return ""
 
 
-@app.agent(topics.orders_events)
-async def order_documents(stream: StreamT[bytes]) -> None:
-    await process(app, stream, _update_order, "order-documents")
+def register(app: OrderflowApp) -> None:
+    documents = OrderDocuments(app.data.orders_view, app.bus)
+    lists = CustomerOrderLists(app.data.customer_orders)
 
+    @app.agent(app.bus.orders_events, name=f"{__name__}.order_documents")
+    async def order_documents(stream: StreamT[bytes]) -> None:
+        await process(app, stream, documents, "order-documents")
 
-@app.agent(topics.orders_events)
-async def customer_order_lists(stream: StreamT[bytes]) -> None:
-    # Re-keyed by customer, so each customer's list is written by the worker that owns it.
-    by_customer = stream.group_by(_customer_of, name="orders-by-customer")
-    await process(app, by_customer, _update_customer, "customer-orders")
+    @app.agent(app.bus.orders_events, name=f"{__name__}.customer_order_lists")
+    async def customer_order_lists(stream: StreamT[bytes]) -> None:
+        # Re-keyed by customer, so each customer's list is written by the worker that owns it.
+        by_customer = stream.group_by(_customer_of, name="orders-by-customer")
+        await process(app, by_customer, lists, "customer-orders")

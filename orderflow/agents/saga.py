@@ -10,17 +10,22 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
-from orderflow import schemas, tables, topics
-from orderflow.app import app
+from orderflow import schemas
 from orderflow.domain import saga
 from orderflow.domain.orders import Line, NewOrder
 from orderflow.observability import metrics
 from orderflow.resilience.handling import process
 from orderflow.schemas.codec import SchemaError
+from orderflow.settings import Settings
+from orderflow.tables.typed import TypedTable
+from orderflow.topics import Bus, publish
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 log = logging.getLogger(__name__)
 
@@ -74,103 +79,144 @@ def _identity(output: saga.Output, state: saga.SagaState) -> str:
     raise AssertionError(output)
 
 
-async def send(output: saga.Output, state: saga.SagaState, cause: schemas.Message) -> None:
-    """Publish one of the domain's outputs as a record, caused by ``cause``."""
-    order_id = state.order_id
-    envelope = schemas.caused_by(cause, schemas.output_id(order_id, _identity(output, state)))
-    customer_id = state.order.customer_id
-    match output:
-        case saga.Reserve(sku=sku, quantity=quantity):
-            record: schemas.Message = schemas.ReserveStock(
-                **envelope, order_id=order_id, sku=sku, quantity=quantity
-            )
-            await topics.publish(topics.inventory_commands, sku, record)
-            return
-        case saga.Release(sku=sku):
-            record = schemas.ReleaseStock(**envelope, order_id=order_id, sku=sku)
-            await topics.publish(topics.inventory_commands, sku, record)
-            return
-        case saga.Authorize(amount=amount, currency=currency, token=token):
-            record = schemas.AuthorizePayment(
-                **envelope, order_id=order_id, amount=amount, currency=currency, token=token
-            )
-            await topics.publish(topics.payments_commands, order_id, record)
-            return
-        case saga.Void(reason=reason):
-            record = schemas.VoidPayment(**envelope, order_id=order_id, reason=reason)
-            await topics.publish(topics.payments_commands, order_id, record)
-            return
-        case saga.Placed(version=version):
-            order = state.order
-            record = schemas.OrderPlaced(
-                **envelope,
-                order_id=order_id,
-                customer_id=customer_id,
-                currency=order.currency,
-                lines=[
-                    schemas.OrderLine(sku=li.sku, quantity=li.quantity, unit_price=li.unit_price)
-                    for li in order.lines
-                ],
-                total=order.total,
-                version=version,
-                placed_at=_iso(state.history[0].at),
-            )
-        case saga.Confirmed(payment_id=payment_id, version=version):
-            record = schemas.OrderConfirmed(
-                **envelope,
-                order_id=order_id,
-                customer_id=customer_id,
-                payment_id=payment_id,
-                version=version,
-            )
-        case saga.Rejected(reason=reason, detail=detail, version=version):
-            record = schemas.OrderRejected(
-                **envelope,
-                order_id=order_id,
-                customer_id=customer_id,
-                reason=reason,
-                detail=detail,
-                version=version,
-            )
-        case saga.Cancelled(reason=reason, version=version):
-            record = schemas.OrderCancelled(
-                **envelope,
-                order_id=order_id,
-                customer_id=customer_id,
-                reason=reason,
-                version=version,
-            )
-    await topics.publish(topics.orders_events, order_id, record)
+class OrderSaga:
+    """The saga's handler: reads the order's state, lets the domain decide, writes the state
+    (and the deadline index), sends what the domain decided."""
 
+    def __init__(
+        self,
+        sagas: TypedTable[saga.SagaState],
+        deadlines: TypedTable[float],
+        bus: Bus,
+        settings: Settings,
+    ) -> None:
+        self.sagas = sagas
+        self.deadlines = deadlines
+        self.bus = bus
+        self.settings = settings
 
-async def apply(message: schemas.Message, position: saga.Position | None = None) -> None:
-    """Process one message of orders.commands or saga.replies, read at ``position``."""
-    step = to_input(message)
-    if step is None:
-        raise SchemaError(f"{type(message).__name__} is not a message of the order saga")
-    order_id: str = message.order_id
-    state = tables.sagas.get(order_id)
-    decision = saga.handle(
-        state,
-        message.event_id,
-        step,
-        time.time(),
-        app.settings.saga_step_timeout,
-        position,
-        max_payment_attempts=app.settings.payment_max_attempts,
-    )
-    new_state = decision.state
-    if new_state is None:
-        log.info("saga: %s for unknown order %s ignored", type(message).__name__, order_id)
-        return
-    if new_state is not state:
-        tables.sagas[order_id] = new_state
-        _observe(new_state, decision.outputs)
-    # On redelivery (same state) the index is checked too: a crash may have lost its write.
-    if new_state is state or state is None or state.deadline != new_state.deadline:
-        _index_deadline(order_id, new_state.deadline)
-    for output in decision.outputs:
-        await send(output, new_state, message)
+    async def __call__(self, message: schemas.Message, event: EventT[Any]) -> None:
+        await self.apply(message, saga.Position(event.message.topic, event.message.offset))
+
+    async def send(
+        self, output: saga.Output, state: saga.SagaState, cause: schemas.Message
+    ) -> None:
+        """Publish one of the domain's outputs as a record, caused by ``cause``."""
+        order_id = state.order_id
+        envelope = schemas.caused_by(cause, schemas.output_id(order_id, _identity(output, state)))
+        customer_id = state.order.customer_id
+        match output:
+            case saga.Reserve(sku=sku, quantity=quantity):
+                record: schemas.Message = schemas.ReserveStock(
+                    **envelope, order_id=order_id, sku=sku, quantity=quantity
+                )
+                await publish(self.bus.inventory_commands, sku, record)
+                return
+            case saga.Release(sku=sku):
+                record = schemas.ReleaseStock(**envelope, order_id=order_id, sku=sku)
+                await publish(self.bus.inventory_commands, sku, record)
+                return
+            case saga.Authorize(amount=amount, currency=currency, token=token):
+                record = schemas.AuthorizePayment(
+                    **envelope, order_id=order_id, amount=amount, currency=currency, token=token
+                )
+                await publish(self.bus.payments_commands, order_id, record)
+                return
+            case saga.Void(reason=reason):
+                record = schemas.VoidPayment(**envelope, order_id=order_id, reason=reason)
+                await publish(self.bus.payments_commands, order_id, record)
+                return
+            case saga.Placed(version=version):
+                order = state.order
+                record = schemas.OrderPlaced(
+                    **envelope,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    currency=order.currency,
+                    lines=[
+                        schemas.OrderLine(
+                            sku=li.sku, quantity=li.quantity, unit_price=li.unit_price
+                        )
+                        for li in order.lines
+                    ],
+                    total=order.total,
+                    version=version,
+                    placed_at=_iso(state.history[0].at),
+                )
+            case saga.Confirmed(payment_id=payment_id, version=version):
+                record = schemas.OrderConfirmed(
+                    **envelope,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    payment_id=payment_id,
+                    version=version,
+                )
+            case saga.Rejected(reason=reason, detail=detail, version=version):
+                record = schemas.OrderRejected(
+                    **envelope,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    reason=reason,
+                    detail=detail,
+                    version=version,
+                )
+            case saga.Cancelled(reason=reason, version=version):
+                record = schemas.OrderCancelled(
+                    **envelope,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    reason=reason,
+                    version=version,
+                )
+        await publish(self.bus.orders_events, order_id, record)
+
+    async def apply(self, message: schemas.Message, position: saga.Position | None = None) -> None:
+        """Process one message of orders.commands or saga.replies, read at ``position``."""
+        step = to_input(message)
+        if step is None:
+            raise SchemaError(f"{type(message).__name__} is not a message of the order saga")
+        order_id: str = message.order_id
+        state = self.sagas.get(order_id)
+        decision = saga.handle(
+            state,
+            message.event_id,
+            step,
+            time.time(),
+            self.settings.saga_step_timeout,
+            position,
+            max_payment_attempts=self.settings.payment_max_attempts,
+        )
+        new_state = decision.state
+        if new_state is None:
+            log.info("saga: %s for unknown order %s ignored", type(message).__name__, order_id)
+            return
+        if new_state is not state:
+            self.sagas[order_id] = new_state
+            _observe(new_state, decision.outputs)
+        # On redelivery (same state) the index is checked too: a crash may have lost its write.
+        if new_state is state or state is None or state.deadline != new_state.deadline:
+            self._index_deadline(order_id, new_state.deadline)
+        for output in decision.outputs:
+            await self.send(output, new_state, message)
+
+    def _index_deadline(self, order_id: str, deadline: float | None) -> None:
+        """Keep saga_deadlines holding exactly the open sagas, so the timer scans only those."""
+        if deadline is None:
+            del self.deadlines[order_id]
+        elif self.deadlines.get(order_id) != deadline:
+            self.deadlines[order_id] = deadline
+
+    async def expire_late(self) -> None:
+        """Tell the saga about every passed deadline of the partitions this worker owns."""
+        now = time.time()
+        open_sagas = list(self.deadlines.items())
+        metrics.SAGAS_IN_FLIGHT.set(len(open_sagas))
+        for order_id, deadline in open_sagas:
+            if deadline <= now:
+                expired = schemas.DeadlineExpired(
+                    **schemas.envelope(order_id), order_id=order_id, deadline=deadline
+                )
+                await publish(self.bus.saga_replies, order_id, expired)
 
 
 def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
@@ -193,32 +239,11 @@ def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
             metrics.SAGA_DURATION.labels(state.status.value.lower()).observe(elapsed)
 
 
-def _index_deadline(order_id: str, deadline: float | None) -> None:
-    """Keep saga_deadlines holding exactly the open sagas, so the timer scans only those."""
-    if deadline is None:
-        del tables.saga_deadlines[order_id]
-    elif tables.saga_deadlines.get(order_id) != deadline:
-        tables.saga_deadlines[order_id] = deadline
+def register(app: OrderflowApp) -> None:
+    handler = OrderSaga(app.data.sagas, app.data.saga_deadlines, app.bus, app.settings)
 
+    @app.agent(app.bus.saga_inbox, name=f"{__name__}.order_saga")
+    async def order_saga(stream: StreamT[bytes]) -> None:
+        await process(app, stream, handler, "saga")
 
-async def _handle(message: schemas.Message, event: EventT[Any]) -> None:
-    await apply(message, saga.Position(event.message.topic, event.message.offset))
-
-
-@app.agent(topics.saga_inbox)
-async def order_saga(stream: StreamT[bytes]) -> None:
-    await process(app, stream, _handle, "saga")
-
-
-@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-async def expire_late_sagas() -> None:
-    """Tell the saga about every passed deadline of the partitions this worker owns."""
-    now = time.time()
-    open_sagas = list(tables.saga_deadlines.items())
-    metrics.SAGAS_IN_FLIGHT.set(len(open_sagas))
-    for order_id, deadline in open_sagas:
-        if deadline <= now:
-            expired = schemas.DeadlineExpired(
-                **schemas.envelope(order_id), order_id=order_id, deadline=deadline
-            )
-            await topics.publish(topics.saga_replies, order_id, expired)
+    app.timer(interval=1.0, name=f"{__name__}.expire_late_sagas")(handler.expire_late)

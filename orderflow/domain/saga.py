@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from orderflow.domain.order_document import OrderStatus
 from orderflow.domain.orders import Line, NewOrder
 
 
@@ -31,11 +32,11 @@ class Status(StrEnum):
     CANCELLED = "CANCELLED"
 
     @property
-    def order_status(self) -> str:
+    def order_status(self) -> OrderStatus:
         """The status clients see: PENDING until the saga reaches an outcome."""
         if self in (Status.RESERVING, Status.AUTHORIZING):
-            return "PENDING"
-        return self.value
+            return OrderStatus.PENDING
+        return OrderStatus(self.value)
 
 
 FINAL = frozenset({Status.REJECTED, Status.CANCELLED})

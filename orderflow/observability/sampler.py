@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderflow.app import app
 from orderflow.db import DatabaseUnavailable
 from orderflow.observability import metrics
 from orderflow.sinks.outbox_relay import outbox_lag
-from orderflow.tables import ALL_TABLES
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,12 @@ def estimated_keys(table: Any) -> int:
 
 
 class Sampler:
-    def __init__(self) -> None:
+    def __init__(self, app: OrderflowApp) -> None:
+        self.app = app
         self._lag_series: set[tuple[str, str]] = set()
 
     async def consumer_lag(self) -> None:
-        consumer = app.consumer
+        consumer = self.app.consumer
         series: set[tuple[str, str]] = set()
         for tp in consumer.assignment():
             if tp.topic.endswith("-changelog"):
@@ -48,15 +50,13 @@ class Sampler:
             metrics.CONSUMER_LAG.remove(*gone)
         self._lag_series = series
 
-    @staticmethod
-    def table_sizes() -> None:
-        for name, typed in ALL_TABLES.items():
+    def table_sizes(self) -> None:
+        for name, typed in self.app.data.by_name.items():
             metrics.TABLE_KEYS.labels(name).set(estimated_keys(typed.table))
 
-    @staticmethod
-    async def outbox() -> None:
+    async def outbox(self) -> None:
         try:
-            lag = await outbox_lag(app.database)
+            lag = await outbox_lag(self.app.database)
         except DatabaseUnavailable:
             return
         metrics.OUTBOX_PENDING.set(lag["pending"])
@@ -64,16 +64,20 @@ class Sampler:
         metrics.OUTBOX_FAILED.set(lag["failed"])
 
 
-@app.task  # type: ignore[untyped-decorator]
-async def sample_gauges() -> None:
-    sampler = Sampler()
-    while True:
-        await app.sleep(SAMPLE_INTERVAL)
-        if app.rebalancing:
-            continue
-        try:
-            await sampler.consumer_lag()
-            sampler.table_sizes()
-            await sampler.outbox()
-        except Exception:
-            log.exception("metrics: sampling failed")
+def register(app: OrderflowApp) -> None:
+    """Sample the gauges every SAMPLE_INTERVAL seconds, outside rebalances."""
+
+    async def sample_gauges() -> None:
+        sampler = Sampler(app)
+        while True:
+            await app.sleep(SAMPLE_INTERVAL)
+            if app.rebalancing:
+                continue
+            try:
+                await sampler.consumer_lag()
+                sampler.table_sizes()
+                await sampler.outbox()
+            except Exception:
+                log.exception("metrics: sampling failed")
+
+    app.task(sample_gauges)

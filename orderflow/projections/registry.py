@@ -8,10 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from orderflow.projections import documents
-
-# The documents topics (orderflow.topics; named here so that the stores load without the app).
-ORDERS_DOCUMENTS = "orders.documents"
-PRODUCTS_DOCUMENTS = "products.documents"
+from orderflow.topics import ORDERS_DOCUMENTS, PRODUCTS_DOCUMENTS
 
 
 class StoreKind(StrEnum):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orderflow.domain.order_document import OrderStatus
+
 MAX_PAGE_SIZE = 100
 MAX_RESULT_WINDOW = 10_000  # Elasticsearch's index.max_result_window
 PRODUCT_SORTS: dict[str, list[dict[str, Any]]] = {
@@ -28,7 +30,7 @@ ORDER_SORTS: dict[str, list[dict[str, Any]]] = {
     "total": [{"total": "asc"}, {"order_id": "asc"}],
     "-total": [{"total": "desc"}, {"order_id": "asc"}],
 }
-ORDER_STATUSES = ("PENDING", "CONFIRMED", "REJECTED", "CANCELLED")
+ORDER_STATUSES = tuple(OrderStatus)
 CATEGORY_FACETS = 50
 
 

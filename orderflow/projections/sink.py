@@ -40,6 +40,7 @@ from orderflow.projections.stores import Document, RejectedByStore, Store
 from orderflow.resilience.breaker import BreakerOpen
 from orderflow.resilience.dlq import Failure, dead_letter
 from orderflow.resilience.retry import is_transient
+from orderflow.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def latest_per_id(documents: Sequence[Document]) -> list[Document]:
 class Sink:
     """Writes one projection's batches to its store."""
 
-    def __init__(self, app: Any, projection: Projection, store: Store) -> None:
+    def __init__(self, app: Runtime, projection: Projection, store: Store) -> None:
         self.app = app
         self.projection = projection
         self.store = store

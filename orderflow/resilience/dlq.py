@@ -18,6 +18,8 @@ from typing import Any
 
 from faust.types import AppT, TopicT
 
+from orderflow.runtime import Runtime
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".dlq"
@@ -82,7 +84,7 @@ def dead_letter_topic(app: AppT, origin: str, partitions: int) -> TopicT:
     )
 
 
-async def dead_letter(app: Any, message: Any, failure: Failure) -> None:
+async def dead_letter(app: Runtime, message: Any, failure: Failure) -> None:
     """Send the original bytes of ``message`` (a faust Message) to its topic's DLQ twin.
 
     It returns only once the broker has acknowledged the record, retrying with backoff for as
@@ -111,8 +113,8 @@ async def dead_letter(app: Any, message: Any, failure: Failure) -> None:
             await asyncio.sleep(policy.delay(min(attempt, 30)))
 
 
-async def _send(app: Any, message: Any, failure: Failure) -> None:
-    topic = dead_letter_topic(app, message.topic, app.settings.topic_partitions)
+async def _send(app: Runtime, message: Any, failure: Failure) -> None:
+    topic = app.dead_letter_topic(message.topic)
     await topic.maybe_declare()
     original: Mapping[str, Any] = dict(message.headers or {})
     headers = {

@@ -29,6 +29,7 @@ from orderflow.observability.metrics import (
 )
 from orderflow.resilience.dlq import Failure, dead_letter
 from orderflow.resilience.retry import RetryPolicy, is_transient
+from orderflow.runtime import Runtime
 from orderflow.schemas import Message
 from orderflow.schemas.codec import decode
 
@@ -38,7 +39,7 @@ Handler = Callable[[Message, EventT[Any]], Awaitable[None]]
 
 
 async def handle_event(
-    app: Any, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
+    app: Runtime, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
 ) -> None:
     first_failure: float | None = None
     attempt = 0
@@ -70,7 +71,7 @@ async def handle_event(
             return
 
 
-async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -> None:
+async def process(app: Runtime, stream: StreamT[Any], handler: Handler, name: str) -> None:
     """Run ``handler`` on every message of ``stream``, one at a time, in order."""
     policy = app.settings.retry_policy
     processed = EVENTS_PROCESSED.labels(name)
@@ -91,7 +92,7 @@ async def process(app: Any, stream: StreamT[Any], handler: Handler, name: str) -
 
 
 async def _traced(
-    app: Any, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
+    app: Runtime, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
 ) -> None:
     message = event.message
     attributes = {

@@ -1,1 +1,2 @@
-"""Sinks: what moves data between Kafka and the stores around it. Imported by the worker."""
+"""Sinks: what moves data between Kafka and the stores around it (the outbox relay, the
+projections' sink agents), each module with a register(app)."""

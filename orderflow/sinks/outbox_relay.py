@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -33,11 +33,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from opentelemetry.trace import SpanKind
 
-from orderflow.app import app
 from orderflow.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
 from orderflow.intake import NOTIFY_CHANNEL
 from orderflow.observability import tracing
 from orderflow.settings import Settings
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +258,10 @@ async def retry_failed(database: Database) -> int:
     return int(status.split()[-1])
 
 
-@app.task  # type: ignore[untyped-decorator]
-async def relay_outbox() -> None:
+def register(app: OrderflowApp) -> None:
     """Every worker relays the outbox; SKIP LOCKED keeps them out of each other's way."""
-    await OutboxRelay(app.settings, app.database).run()
+
+    async def relay_outbox() -> None:
+        await OutboxRelay(app.settings, app.database).run()
+
+    app.task(relay_outbox)

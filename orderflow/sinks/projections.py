@@ -7,17 +7,27 @@ committed once both have written it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from faust.types import StreamT
+from faust.types import StreamT, TopicT
 
-from orderflow import topics
-from orderflow.app import app
 from orderflow.projections import PROJECTIONS
 from orderflow.projections.sink import Sink
 
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
-def _sink(name: str, topic: Any) -> None:
+
+def register(app: OrderflowApp) -> None:
+    """One sink agent per projection, on its documents topic."""
+    bus = app.bus
+    _sink(app, "orders-search", bus.orders_documents)
+    _sink(app, "orders-documents", bus.orders_documents)
+    _sink(app, "products-search", bus.products_documents)
+    _sink(app, "products-documents", bus.products_documents)
+
+
+def _sink(app: OrderflowApp, name: str, topic: TopicT) -> None:
     projection = PROJECTIONS[name]
 
     async def project(stream: StreamT[bytes]) -> None:
@@ -25,9 +35,3 @@ def _sink(name: str, topic: Any) -> None:
 
     project.__name__ = project.__qualname__ = name.replace("-", "_")
     app.agent(topic, name=f"orderflow.sinks.{name}")(project)
-
-
-_sink("orders-search", topics.orders_documents)
-_sink("orders-documents", topics.orders_documents)
-_sink("products-search", topics.products_documents)
-_sink("products-documents", topics.products_documents)

@@ -9,6 +9,7 @@ import orjson
 from orderflow.domain.catalog import CatalogEntry, ProductView
 from orderflow.domain.inventory import Reservation, ReservationStatus, StockLevel
 from orderflow.domain.orders import Line, NewOrder
+from orderflow.domain.payments import Payment, PaymentStatus
 from orderflow.domain.saga import SagaState, Status, Transition
 
 
@@ -75,3 +76,8 @@ def decode_catalog_entry(raw: bytes) -> CatalogEntry:
 
 def decode_product_view(raw: bytes) -> ProductView:
     return ProductView(**orjson.loads(raw))
+
+
+def decode_payment(raw: bytes) -> Payment:
+    data = orjson.loads(raw)
+    return Payment(PaymentStatus(data["status"]), data["payment_id"], data["reason"])

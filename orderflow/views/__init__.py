@@ -1,1 +1,18 @@
-"""HTTP views served by every worker. Imported by the worker at start."""
+"""HTTP views served by every worker: each module's ROUTES, put on the app by register()."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orderflow.views import admin, dead_letters, inventory, metrics, orders, products, sagas, search
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
+
+MODULES = (orders, inventory, products, search, sagas, admin, dead_letters, metrics)
+
+
+def register(app: OrderflowApp) -> None:
+    for module in MODULES:
+        for path, view in module.ROUTES.items():
+            app.page(path)(view)

@@ -12,11 +12,10 @@ from typing import Any
 
 import aiohttp
 import orjson
+from faust.types import AppT
 from faust.web import Request, Response
 from yarl import URL
 
-from orderflow import tables
-from orderflow.app import app
 from orderflow.db import DatabaseUnavailable
 from orderflow.sinks.outbox_relay import outbox_lag
 from orderflow.tables.typed import TypedTable
@@ -27,10 +26,11 @@ from orderflow.views.scans import WorkerScan, merge, parse_limit, select
 SCAN_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
-def _typed(name: str) -> TypedTable[Any]:
-    typed = tables.ALL_TABLES.get(name)
+def _typed(view: ApiView, name: str) -> TypedTable[Any]:
+    every = view.platform.data.by_name
+    typed = every.get(name)
     if typed is None:
-        known = sorted(tables.ALL_TABLES)
+        known = sorted(every)
         raise Problem(404, f"no table {name!r}; the tables are {', '.join(known)}", tables=known)
     return typed
 
@@ -39,7 +39,6 @@ def _same_worker(url: str, other: Any) -> bool:
     return URL(url).origin() == URL(str(other)).origin()
 
 
-@app.page("/api/v1/admin/tables")
 class Tables(ApiView):
     async def get(self, request: Request) -> Response:
         described = [
@@ -49,17 +48,16 @@ class Tables(ApiView):
                 "partitions": typed.table.partitions,
                 "changelog_topic": typed.changelog_topic,
             }
-            for typed in tables.ALL_TABLES.values()
+            for typed in self.platform.data.by_name.values()
         ]
         return json_response(self, {"tables": described})
 
 
 # {key:.+} accepts keys with slashes (an inventory reservation is 'sku/order id'), sent as they
 # are or as %2F.
-@app.page("/api/v1/admin/tables/{table}/keys/{key:.+}")
 class TableKey(ApiView):
     async def get(self, request: Request, table: str, key: str) -> Response:
-        typed = _typed(table)
+        typed = _typed(self, table)
 
         async def answer() -> Response:
             raw = typed.raw_json(key)
@@ -70,12 +68,11 @@ class TableKey(ApiView):
         return await self.routed(request, typed, key, answer)
 
 
-@app.page("/api/v1/admin/tables/{table}/local-scan")
 class TableLocalScan(ApiView):
     """The matching keys of this worker's active partitions only."""
 
     async def get(self, request: Request, table: str) -> Response:
-        typed = _typed(table)
+        typed = _typed(self, table)
         scan = local_scan(self.app, typed, request.query.get("prefix", ""), _limit(request))
         return json_response(
             self,
@@ -88,12 +85,11 @@ class TableLocalScan(ApiView):
         )
 
 
-@app.page("/api/v1/admin/tables/{table}/scan")
 class TableScan(ApiView):
     """The matching keys of every worker, merged."""
 
     async def get(self, request: Request, table: str) -> Response:
-        typed = _typed(table)
+        typed = _typed(self, table)
         prefix, limit = request.query.get("prefix", ""), _limit(request)
         workers = sorted(self.app.router.table_metadata(typed.name))
         if not workers:
@@ -120,7 +116,7 @@ class TableScan(ApiView):
         return _worker_scan(url, status, body)
 
 
-def local_scan(app: Any, typed: TypedTable[Any], prefix: str, limit: int) -> WorkerScan:
+def local_scan(app: AppT, typed: TypedTable[Any], prefix: str, limit: int) -> WorkerScan:
     """What this worker holds: ``table.items()`` iterates the active partitions' stores only."""
     topic = typed.changelog_topic
     partitions = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
@@ -152,13 +148,21 @@ def _limit(request: Request) -> int:
     return parse_limit(request.query.get("limit"))
 
 
-@app.page("/api/v1/admin/outbox")
 class Outbox(ApiView):
     """The outbox relay's lag: rows not yet published and the age of the oldest."""
 
     async def get(self, request: Request) -> Response:
         try:
-            lag = await outbox_lag(app.database)
+            lag = await outbox_lag(self.platform.database)
         except DatabaseUnavailable as error:
             raise Problem(503, str(error)) from None
         return json_response(self, lag)
+
+
+ROUTES = {
+    "/api/v1/admin/tables": Tables,
+    "/api/v1/admin/tables/{table}/keys/{key:.+}": TableKey,
+    "/api/v1/admin/tables/{table}/local-scan": TableLocalScan,
+    "/api/v1/admin/tables/{table}/scan": TableScan,
+    "/api/v1/admin/outbox": Outbox,
+}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 from faust.web import Request, Response, View
@@ -17,6 +17,9 @@ from yarl import URL
 
 from orderflow.tables.typed import TypedTable
 from orderflow.views.problems import Problem, problem_response
+
+if TYPE_CHECKING:
+    from orderflow.app import OrderflowApp
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,11 @@ def _ident(url: URL | str) -> tuple[str, int]:
 
 class ApiView(View):
     """Turns Problem (and unexpected errors) into problem+json answers."""
+
+    @property
+    def platform(self) -> OrderflowApp:
+        """The app serving this view, with the platform's settings, tables and clients."""
+        return cast("OrderflowApp", self.app)
 
     async def dispatch(self, request: Any) -> Any:
         try:

@@ -12,7 +12,6 @@ from typing import Any
 from faust.web import Request, Response
 
 from orderflow import intake, schemas
-from orderflow.app import app
 from orderflow.db import DatabaseUnavailable
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_bytes_response
@@ -35,7 +34,7 @@ async def accept_command(
 
     ``aggregate_id`` orders the outbox: commands of one aggregate are published in order.
     """
-    settings = app.settings
+    settings = view.platform.settings
     header = request.headers.get("Idempotency-Key")
     try:
         idempotency = (
@@ -44,7 +43,7 @@ async def accept_command(
             else None
         )
         stored = await intake.accept(
-            await app.database.pool(),
+            await view.platform.database.pool(),
             answer=answer,
             messages=[intake.OutboxMessage.of(record, settings.topic(topic), key, aggregate_id)],
             intake=row,

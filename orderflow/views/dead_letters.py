@@ -7,7 +7,6 @@ from typing import Any
 
 from faust.web import Request, Response
 
-from orderflow.app import app
 from orderflow.resilience.dlq_store import Selection, dead_letter_topics, read, replay
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response, read_json
@@ -32,15 +31,13 @@ def _selection(source: Any) -> Selection:
     )
 
 
-@app.page("/api/v1/admin/dlq")
 class DeadLetterTopics(ApiView):
     async def get(self, request: Request) -> Response:
-        settings = app.settings
+        settings = self.platform.settings
         topics = await dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix)
         return json_response(self, {"topics": topics})
 
 
-@app.page("/api/v1/admin/dlq/{topic}")
 class DeadLetterRecords(ApiView):
     async def get(self, request: Request, topic: str) -> Response:
         try:
@@ -51,14 +48,13 @@ class DeadLetterRecords(ApiView):
             raise Problem(400, "limit must be an integer from 1 to 1000")
         try:
             letters = await read(
-                app.settings.bootstrap_servers, topic, _selection(request.query), limit
+                self.platform.settings.bootstrap_servers, topic, _selection(request.query), limit
             )
         except LookupError as error:
             raise Problem(404, str(error)) from None
         return json_response(self, {"topic": topic, "records": [x.to_json() for x in letters]})
 
 
-@app.page("/api/v1/admin/dlq/{topic}/replay")
 class DeadLetterReplay(ApiView):
     async def post(self, request: Request, topic: str) -> Response:
         body = await read_json(self, request, required=False)
@@ -69,7 +65,7 @@ class DeadLetterReplay(ApiView):
             raise Problem(422, "dry_run must be true or false")
         try:
             letters = await replay(
-                app.settings.bootstrap_servers, topic, _selection(body), dry_run=dry_run
+                self.platform.settings.bootstrap_servers, topic, _selection(body), dry_run=dry_run
             )
         except LookupError as error:
             raise Problem(404, str(error)) from None
@@ -77,3 +73,10 @@ class DeadLetterReplay(ApiView):
             self,
             {"topic": topic, "dry_run": dry_run, "replayed": [x.to_json() for x in letters]},
         )
+
+
+ROUTES = {
+    "/api/v1/admin/dlq": DeadLetterTopics,
+    "/api/v1/admin/dlq/{topic}": DeadLetterRecords,
+    "/api/v1/admin/dlq/{topic}/replay": DeadLetterReplay,
+}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 from faust.web import Request, Response
 
-from orderflow import intake, schemas, tables, topics
-from orderflow.app import app
+from orderflow import intake, schemas, topics
 from orderflow.domain import orders
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
@@ -15,11 +14,10 @@ from orderflow.views.problems import Problem, json_response, read_json
 MAX_DELTA = 1_000_000
 
 
-@app.page("/api/v1/inventory/{sku}")
 class Stock(ApiView):
     async def get(self, request: Request, sku: str) -> Response:
         async def answer() -> Response:
-            level = tables.stock_level(sku)
+            level = self.platform.data.stock_level(sku)
             if level is None:
                 raise Problem(404, f"no stock has ever been recorded for sku {sku}")
             return json_response(
@@ -32,10 +30,9 @@ class Stock(ApiView):
                 },
             )
 
-        return await self.routed(request, tables.inventory, sku, answer)
+        return await self.routed(request, self.platform.data.inventory, sku, answer)
 
 
-@app.page("/api/v1/inventory/{sku}/adjustments")
 class StockAdjustments(ApiView):
     async def post(self, request: Request, sku: str) -> Response:
         body = await read_json(self, request)
@@ -72,3 +69,9 @@ class StockAdjustments(ApiView):
             body=body,
             answer=answer,
         )
+
+
+ROUTES = {
+    "/api/v1/inventory/{sku}": Stock,
+    "/api/v1/inventory/{sku}/adjustments": StockAdjustments,
+}

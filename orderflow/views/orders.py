@@ -9,21 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 import orjson
 from faust.web import Request, Response
 
-from orderflow import intake, schemas, tables, topics
-from orderflow.app import app
+from orderflow import intake, schemas, topics
 from orderflow.db import DatabaseUnavailable
+from orderflow.domain import order_document
+from orderflow.domain.order_document import OrderDocument, OrderStatus
 from orderflow.domain.orders import InvalidOrder, parse_new_order
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_WAIT_SECONDS = 30.0
-FINAL_STATUSES = frozenset({"REJECTED", "CANCELLED"})
 
 
 def _wait_seconds(request: Request) -> float:
@@ -39,42 +38,23 @@ def _wait_seconds(request: Request) -> float:
     return wait
 
 
-async def accepted_document(order_id: str) -> dict[str, Any]:
+async def accepted_document(view: ApiView, order_id: str) -> OrderDocument:
     """An order accepted by the intake that the saga has not published yet: PENDING."""
+    platform = view.platform
     try:
         accepted = await intake.intake_of(
-            await app.database.pool(), order_id, app.settings.database_timeout
+            await platform.database.pool(), order_id, platform.settings.database_timeout
         )
     except DatabaseUnavailable:
         accepted = None
     if accepted is None:
         raise Problem(404, f"no order {order_id}")
-    lines = accepted["lines"]
-    return {
-        "order_id": order_id,
-        "customer_id": accepted["customer_id"],
-        "status": "PENDING",
-        "lines": lines,
-        "total": sum(line["quantity"] * line["unit_price"] for line in lines),
-        "currency": accepted["currency"],
-        "reason": None,
-        "detail": None,
-        "payment_id": None,
-        "placed_at": accepted["received_at"],
-        "updated_at": accepted["received_at"],
-        "history": [{"status": "PENDING", "at": accepted["received_at"]}],
-    }
+    received_at = accepted["received_at"]
+    return order_document.pending(
+        order_id, accepted["customer_id"], accepted["currency"], accepted["lines"], received_at
+    )
 
 
-def order_document(view: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "order_id", "customer_id", "status", "lines", "total", "currency", "reason", "detail",
-        "payment_id", "placed_at", "updated_at", "history",
-    )  # fmt: skip
-    return {field: view[field] for field in keep}
-
-
-@app.page("/api/v1/orders")
 class Orders(ApiView):
     async def post(self, request: Request) -> Response:
         body = await read_json(self, request)
@@ -96,9 +76,8 @@ class Orders(ApiView):
             payment_token=order.payment_token,
         )
         location = f"/api/v1/orders/{order_id}"
-        answer = intake.Answer(
-            202, orjson.dumps({"order_id": order_id, "status": "PENDING"}), {"Location": location}
-        )
+        accepted = {"order_id": order_id, "status": OrderStatus.PENDING}
+        answer = intake.Answer(202, orjson.dumps(accepted), {"Location": location})
         row = intake.IntakeRow(order_id, order.customer_id, orjson.dumps(body))
         return await accept_command(
             self,
@@ -115,42 +94,42 @@ class Orders(ApiView):
 
 
 # "search" is the search view (orderflow.views.search), never an order id.
-@app.page("/api/v1/orders/{order_id:(?!search$)[^/]+}")
 class Order(ApiView):
     async def get(self, request: Request, order_id: str) -> Response:
         wait = _wait_seconds(request)
+        orders = self.platform.data.orders_view
 
         async def answer() -> Response:
             deadline = time.monotonic() + wait
             delay = 0.01
             while True:
-                view = tables.orders_view.get(order_id)
-                if view is not None and (view["status"] != "PENDING" or not wait):
-                    return json_response(self, order_document(view))
+                view = orders.get(order_id)
+                if view is not None and (view["status"] != OrderStatus.PENDING or not wait):
+                    return json_response(self, order_document.public(view))
                 if time.monotonic() >= deadline:
                     if view is None:
-                        return json_response(self, await accepted_document(order_id))
-                    return json_response(self, order_document(view))
+                        return json_response(self, await accepted_document(self, order_id))
+                    return json_response(self, order_document.public(view))
                 await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
                 delay = min(delay * 2, 0.2)
 
-        return await self.routed(request, tables.orders_view, order_id, answer)
+        return await self.routed(request, orders, order_id, answer)
 
 
-@app.page("/api/v1/orders/{order_id}/cancel")
 class CancelOrder(ApiView):
     async def post(self, request: Request, order_id: str) -> Response:
         body = await read_json(self, request, required=False)
         reason = body.get("reason", "customer_request") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
             raise Problem(422, "reason must be a non-empty string of at most 200 characters")
+        orders = self.platform.data.orders_view
 
         async def cancel() -> Response:
             # An order exists from its 202 on (it is in PostgreSQL): the read model may not
             # have seen it yet, and the saga reads the cancel after the order (the outbox
             # publishes an order's commands in the order they were accepted).
-            view = tables.orders_view.get(order_id) or await accepted_document(order_id)
-            if view["status"] in FINAL_STATUSES:
+            view = orders.get(order_id) or await accepted_document(self, order_id)
+            if OrderStatus(view["status"]).closed:
                 raise Problem(409, f"order {order_id} is already {view['status']}")
             command = schemas.CancelOrder(
                 **schemas.envelope(order_id), order_id=order_id, reason=reason
@@ -171,26 +150,33 @@ class CancelOrder(ApiView):
                 answer=answer,
             )
 
-        return await self.routed(request, tables.orders_view, order_id, cancel)
+        return await self.routed(request, orders, order_id, cancel)
 
 
-@app.page("/api/v1/customers/{customer_id}/orders")
 class CustomerOrders(ApiView):
     async def get(self, request: Request, customer_id: str) -> Response:
         async def answer() -> Response:
-            orders = tables.customer_orders.get(customer_id) or []
+            orders = self.platform.data.customer_orders.get(customer_id) or []
             return json_response(self, {"customer_id": customer_id, "orders": orders})
 
-        return await self.routed(request, tables.customer_orders, customer_id, answer)
+        return await self.routed(request, self.platform.data.customer_orders, customer_id, answer)
 
 
-@app.page("/api/v1/orders/{order_id}/notifications")
 class OrderNotifications(ApiView):
     async def get(self, request: Request, order_id: str) -> Response:
         async def answer() -> Response:
-            sent = tables.notifications.get(order_id)
-            if sent is None and tables.orders_view.get(order_id) is None:
-                await accepted_document(order_id)  # a 404 problem unless the intake has it
+            sent = self.platform.data.notifications.get(order_id)
+            if sent is None and self.platform.data.orders_view.get(order_id) is None:
+                await accepted_document(self, order_id)  # a 404 problem unless the intake has it
             return json_response(self, {"order_id": order_id, "notifications": sent or []})
 
-        return await self.routed(request, tables.notifications, order_id, answer)
+        return await self.routed(request, self.platform.data.notifications, order_id, answer)
+
+
+ROUTES = {
+    "/api/v1/orders": Orders,
+    "/api/v1/orders/{order_id:(?!search$)[^/]+}": Order,
+    "/api/v1/orders/{order_id}/cancel": CancelOrder,
+    "/api/v1/customers/{customer_id}/orders": CustomerOrders,
+    "/api/v1/orders/{order_id}/notifications": OrderNotifications,
+}

@@ -8,7 +8,6 @@ import orjson
 from faust.web import Request, Response
 
 from orderflow import intake, schemas, topics
-from orderflow.app import app
 from orderflow.domain.catalog import InvalidProduct, parse_product
 from orderflow.projections import PROJECTIONS
 from orderflow.projections.stores import StoreUnavailable
@@ -22,11 +21,11 @@ def public(document: dict[str, Any]) -> dict[str, Any]:
 
 
 # "search" is the search view (orderflow.views.search), never a product id.
-@app.page("/api/v1/products/{product_id:(?!search$)[^/]+}")
 class Product(ApiView):
     async def get(self, request: Request, product_id: str) -> Response:
         try:
-            document = await app.read_side.store(PROJECTIONS["products-documents"]).get(product_id)
+            store = self.platform.read_side.store(PROJECTIONS["products-documents"])
+            document = await store.get(product_id)
         except StoreUnavailable as error:
             raise Problem(503, f"product documents are unavailable right now: {error}") from None
         if document is None or document.get("deleted"):
@@ -69,3 +68,8 @@ class Product(ApiView):
             body=body,
             answer=answer,
         )
+
+
+ROUTES = {
+    "/api/v1/products/{product_id:(?!search$)[^/]+}": Product,
+}

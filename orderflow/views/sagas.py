@@ -6,8 +6,6 @@ from typing import Any
 
 from faust.web import Request, Response
 
-from orderflow import tables
-from orderflow.app import app
 from orderflow.domain.saga import SagaState
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
@@ -37,13 +35,17 @@ def saga_document(state: SagaState) -> dict[str, Any]:
     }
 
 
-@app.page("/api/v1/sagas/{order_id}")
 class Saga(ApiView):
     async def get(self, request: Request, order_id: str) -> Response:
         async def answer() -> Response:
-            state = tables.sagas.get(order_id)
+            state = self.platform.data.sagas.get(order_id)
             if state is None:
                 raise Problem(404, f"no saga for order {order_id}")
             return json_response(self, saga_document(state))
 
-        return await self.routed(request, tables.sagas, order_id, answer)
+        return await self.routed(request, self.platform.data.sagas, order_id, answer)
+
+
+ROUTES = {
+    "/api/v1/sagas/{order_id}": Saga,
+}

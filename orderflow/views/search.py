@@ -8,7 +8,6 @@ from typing import Any
 from elasticsearch import ApiError
 from faust.web import Request, Response
 
-from orderflow.app import app
 from orderflow.observability.metrics import SEARCH_DURATION
 from orderflow.projections import PROJECTIONS, search
 from orderflow.projections.elasticsearch import ElasticsearchIndex
@@ -17,12 +16,14 @@ from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
 
 
-async def run_search(projection: str, request: Request, build: Any) -> tuple[search.Search, Any]:
+async def run_search(
+    view: ApiView, projection: str, request: Request, build: Any
+) -> tuple[search.Search, Any]:
     try:
         wanted: search.Search = build(request.query)
     except search.InvalidSearch as invalid:
         raise Problem(422, f"the search is invalid: {invalid}", errors=invalid.errors) from None
-    index = app.read_side.store(PROJECTIONS[projection])
+    index = view.platform.read_side.store(PROJECTIONS[projection])
     assert isinstance(index, ElasticsearchIndex)
     started = time.perf_counter()
     try:
@@ -38,10 +39,9 @@ async def run_search(projection: str, request: Request, build: Any) -> tuple[sea
     return wanted, answer
 
 
-@app.page("/api/v1/products/search")
 class ProductSearch(ApiView):
     async def get(self, request: Request) -> Response:
-        wanted, answer = await run_search("products-search", request, search.product_search)
+        wanted, answer = await run_search(self, "products-search", request, search.product_search)
         total, products = search.hits(answer)
         return json_response(
             self,
@@ -55,11 +55,16 @@ class ProductSearch(ApiView):
         )
 
 
-@app.page("/api/v1/orders/search")
 class OrderSearch(ApiView):
     async def get(self, request: Request) -> Response:
-        wanted, answer = await run_search("orders-search", request, search.order_search)
+        wanted, answer = await run_search(self, "orders-search", request, search.order_search)
         total, orders = search.hits(answer)
         return json_response(
             self, {"total": total, "page": wanted.page, "size": wanted.size, "orders": orders}
         )
+
+
+ROUTES = {
+    "/api/v1/products/search": ProductSearch,
+    "/api/v1/orders/search": OrderSearch,
+}

@@ -16,7 +16,7 @@ from orderflow.app import create_app
 from orderflow.settings import Settings
 
 settings = Settings.from_env()
-app = create_app(settings, modules=())
+app = create_app(settings, platform=False)
 
 events = app.topic(
     settings.topic("counter.events"),

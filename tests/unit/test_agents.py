@@ -4,30 +4,35 @@ channels in place of the topics they send to, so each test sees exactly what an 
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from faust.exceptions import AlreadyConfiguredWarning
-from yarl import URL
 
-from orderflow import schemas, tables, topics
+from orderflow import schemas
 from orderflow.agents import catalog as catalog_agent
-from orderflow.agents import inventory as inventory_agent
 from orderflow.agents import notifications as notifications_agent
-from orderflow.agents import read_models
-from orderflow.agents import saga as saga_agent
-from orderflow.app import app
+from orderflow.app import create_app
 from orderflow.domain.inventory import InconsistentStock, StockLevel
 from orderflow.domain.notifications import Notification
 from orderflow.domain.saga import Status
 from orderflow.notifications.channels import ChannelUnavailable
 from orderflow.resilience import dlq, handling
 from orderflow.schemas.codec import decode
+from orderflow.settings import Settings
 from orderflow.tables import codecs
+
+# The whole platform, wired by the composition root, with in-memory tables.
+app = create_app(Settings(store="memory://"))
+tables = app.data
+
+
+def agent_named(name: str) -> faust.types.AgentT:
+    """One of the platform's agents, by its module and function name."""
+    return app.agents[f"orderflow.agents.{name}"]
+
 
 OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_replies",
             "inventory_events", "catalog_events", "orders_documents",
@@ -35,7 +40,7 @@ OUTBOUND = ("inventory_commands", "payments_commands", "orders_events", "saga_re
 
 
 class Outbox:
-    """What the agent under test sent, per topic attribute of orderflow.topics."""
+    """What the agent under test sent, per topic attribute of the app's bus."""
 
     def __init__(self, channels: dict[str, Any]) -> None:
         self._readers = {
@@ -62,14 +67,9 @@ class Outbox:
 @pytest.fixture(autouse=True)
 def in_memory_app() -> Iterator[None]:
     app.finalize()
-    # Tables open their store on first use, so switching before any table is read is safe;
-    # Faust warns because the setting was read (not used) when the tables were declared.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AlreadyConfiguredWarning)
-        app.conf.store = URL("memory://")
     app.flow_control.resume()
     yield
-    for table in tables.ALL_TABLES.values():
+    for table in tables.by_name.values():
         table.table.data.clear()
 
 
@@ -77,7 +77,7 @@ def in_memory_app() -> Iterator[None]:
 def outbox(monkeypatch: pytest.MonkeyPatch) -> Outbox:
     channels = {name: app.channel() for name in OUTBOUND}
     for name, channel in channels.items():
-        monkeypatch.setattr(topics, name, channel)
+        monkeypatch.setattr(app.bus, name, channel)
     return Outbox(channels)
 
 
@@ -94,7 +94,7 @@ def place_order(order_id: str, *lines: tuple[str, int]) -> schemas.PlaceOrder:
 
 @pytest.fixture
 async def saga() -> AsyncIterator[faust.types.AgentT]:
-    async with saga_agent.order_saga.test_context() as agent:
+    async with agent_named("saga.order_saga").test_context() as agent:
         yield agent
 
 
@@ -175,7 +175,7 @@ async def test_a_command_published_twice_changes_nothing_and_sends_nothing(
 
 
 async def test_the_inventory_reserves_replies_and_publishes_the_new_level(outbox: Outbox) -> None:
-    async with inventory_agent.stock_keeper.test_context() as agent:
+    async with agent_named("inventory.stock_keeper").test_context() as agent:
         adjust = schemas.AdjustStock(**schemas.envelope("SKU-9"), sku="SKU-9", delta=5, reason="r")
         await agent.put(adjust.dumps(), key="SKU-9")
         reserve = schemas.ReserveStock(
@@ -209,7 +209,7 @@ async def test_a_level_that_applied_a_reserve_without_its_reservation_is_dead_le
     monkeypatch.setattr(handling, "dead_letter", record)
     level = StockLevel(on_hand=5, reserved=2, offset=1_000)  # past any offset of this test
     tables.inventory.table.data["SKU-8"] = codecs.encode(level)
-    async with inventory_agent.stock_keeper.test_context() as agent:
+    async with agent_named("inventory.stock_keeper").test_context() as agent:
         reserve = schemas.ReserveStock(
             **schemas.envelope("o-8"), order_id="o-8", sku="SKU-8", quantity=2
         )
@@ -239,7 +239,7 @@ async def test_the_order_document_follows_the_events(outbox: Outbox) -> None:
         detail="SKU-1: requested 1, available 0",
         version=2,
     )
-    async with read_models.order_documents.test_context() as agent:
+    async with agent_named("read_models.order_documents").test_context() as agent:
         await agent.put(placed.dumps(), key="o-6")
         await agent.put(rejected.dumps(), key="o-6")
         await agent.put(placed.dumps(), key="o-6")  # a late repeat changes nothing
@@ -272,7 +272,7 @@ def upsert_product(product_id: str, price: int) -> schemas.UpsertProduct:
 
 async def test_the_catalog_versions_every_change_by_its_offset(outbox: Outbox) -> None:
     delete = schemas.DeleteProduct(**schemas.envelope("MUG"), product_id="MUG")
-    async with catalog_agent.catalog_keeper.test_context() as agent:
+    async with agent_named("catalog.catalog_keeper").test_context() as agent:
         await agent.put(upsert_product("MUG", 1299).dumps(), key="MUG")
         await agent.put(upsert_product("MUG", 1499).dumps(), key="MUG")
         await agent.put(delete.dumps(), key="MUG")
@@ -303,7 +303,7 @@ async def test_the_product_document_joins_catalog_and_stock(outbox: Outbox) -> N
     stock = schemas.StockLevelChanged(
         **schemas.envelope("MUG"), sku="MUG", on_hand=7, reserved=2, version=5
     )
-    async with catalog_agent.product_documents.test_context() as agent:
+    async with agent_named("catalog.product_documents").test_context() as agent:
         await agent.put(stock.dumps(), key="MUG")  # stock first: no document yet
         await agent.put(upserted(3, 1299).dumps(), key="MUG")
         await agent.put(upserted(2, 999).dumps(), key="MUG")  # stale: nothing
@@ -351,8 +351,8 @@ def outcome(order_id: str, kind: str) -> schemas.Message:
 async def run_notifications(
     monkeypatch: pytest.MonkeyPatch, channel: RecordingChannel | None, *events: schemas.Message
 ) -> None:
-    monkeypatch.setattr(notifications_agent, "configured_channel", lambda: channel)
-    async with notifications_agent.customer_notifications.test_context() as agent:
+    monkeypatch.setattr(notifications_agent, "configured_channel", lambda settings: channel)
+    async with agent_named("notifications.customer_notifications").test_context() as agent:
         for event in events:
             await agent.put(event.dumps(), key=event.correlation_id)
         # A retried delivery ends after put() returns: wait until every event is handled.

@@ -61,7 +61,7 @@ class Log:
 
 
 async def test_a_rebalance_commits_after_the_events_in_progress_end() -> None:
-    app = create_app(Settings(), modules=())
+    app = create_app(Settings(), platform=False)
     consumer = RecordingConsumer(app.in_flight)
     release = asyncio.Event()
 

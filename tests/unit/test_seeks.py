@@ -19,9 +19,11 @@ from faust.tables.recovery import Recovery
 from faust.types import TP, Message
 from mode import Service
 
-from orderflow.app import app
+from orderflow.app import create_app
 from orderflow.resilience.seeks import SeekSafeConsumer
+from orderflow.settings import Settings
 
+app = create_app(Settings(), platform=False)
 TOPIC = "seeks-test"
 PARTITION = TP(TOPIC, 0)
 COMMITTED = 10
