@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.types import ConsumerT, ProducerT, TopicT
 
-from orderflow import topics
+from orderflow import faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
@@ -152,6 +152,7 @@ class OrderflowApp(faust.App):
 def create_app(settings: Settings, *, platform: bool = True) -> OrderflowApp:
     """A configured app; with ``platform``, its topics, tables, agents, tasks and views too
     (without, only the health views: an app that declares its own)."""
+    faust_surface.ensure_compatible()
     app = OrderflowApp(
         settings,
         broker=settings.broker_url,

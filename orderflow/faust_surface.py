@@ -1,0 +1,101 @@
+"""The faust-streaming release orderflow is built for, and the private parts of it orderflow uses.
+
+orderflow subclasses Faust's consumer and producer buffer, overrides internals of ``faust.App``
+and reads state that Faust keeps private (see orderflow.resilience). A release may rename or
+change any of these without notice, and the failure would show only under a rebalance or a
+crash. So the exact release is pinned (pyproject.toml), and :func:`ensure_compatible`, called
+when the app is created, refuses to go on with another release or with any of these names
+missing, and says which.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+import faust
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.transport.producer import ProducerBuffer
+from faust.types import tuples
+
+from orderflow.errors import OrderflowError
+
+FAUST_RELEASE = "0.15.3"
+
+# Methods and attributes orderflow overrides or calls, by the class that has them.
+MEMBERS: dict[type, tuple[str, ...]] = {
+    faust.App: (
+        "_new_consumer",
+        "_new_producer",
+        "_consumer_wait_empty",
+        "_on_partitions_revoked",
+        "_on_partitions_assigned",
+        "on_first_start",
+        "consumer_generation_id",
+    ),
+    Consumer: ("perform_seek", "getmany", "seek_wait", "_add_gap", "ack", "_new_offset"),
+    AIOKafkaConsumerThread: ("_ensure_consumer", "call_thread", "_seek_wait"),
+    Recovery: ("_seek_offsets", "_build_offsets"),
+    ProducerBuffer: ("__post_init__", "put", "flush", "_send_pending"),
+    TableManager: ("recovery", "changelog_topics"),
+}
+# State a Faust consumer keeps in attributes its constructor sets, which orderflow reads and
+# resets on a seek (orderflow.resilience.seeks).
+CONSUMER_STATE = (
+    "_gap",
+    "_acked",
+    "_acked_index",
+    "_read_offset",
+    "_committed_offset",
+    "_unacked_messages",
+)
+# Module-level names.
+MODULE_NAMES: dict[object, tuple[str, ...]] = {tuples: ("ack_lock",)}
+
+
+class IncompatibleFaust(OrderflowError):
+    """The installed faust-streaming is not the release orderflow was built and tested for."""
+
+
+def _installed() -> str:
+    try:
+        return version("faust-streaming")
+    except PackageNotFoundError:
+        return "none"
+
+
+def problems(installed: Callable[[], str] = _installed) -> list[str]:
+    """What differs from the release orderflow relies on; empty when nothing does."""
+    found = []
+    release = installed()
+    if release != FAUST_RELEASE:
+        found.append(f"faust-streaming {release} is installed; orderflow needs {FAUST_RELEASE}")
+    for owner, names in MEMBERS.items():
+        found += [
+            f"{owner.__module__}.{owner.__qualname__}.{name} is gone"
+            for name in names
+            if not hasattr(owner, name)
+        ]
+    for module, names in MODULE_NAMES.items():
+        found += [f"{module}.{name} is gone" for name in names if not hasattr(module, name)]
+    constructor = inspect.getsource(faust_consumer.Consumer.__init__)
+    found += [
+        f"faust's Consumer no longer sets {name}"
+        for name in CONSUMER_STATE
+        if f"self.{name} =" not in constructor
+    ]
+    return found
+
+
+def ensure_compatible() -> None:
+    found = problems()
+    if found:
+        raise IncompatibleFaust(
+            "this faust-streaming is not the one orderflow relies on: "
+            + "; ".join(found)
+            + f" (install faust-streaming=={FAUST_RELEASE})"
+        )
