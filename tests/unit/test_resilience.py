@@ -114,9 +114,10 @@ async def test_errors_that_are_not_failures_do_not_count() -> None:
 async def test_a_dead_letter_is_sent_again_until_the_broker_takes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The caller acknowledges the message once dead_letter returns: it must not give up."""
+    """The caller acknowledges the message once dead_letter returns: it must not give up, not
+    even after the policy's max_attempts, and not on an error that is not transient."""
     app = SimpleNamespace(
-        settings=SimpleNamespace(retry_policy=RetryPolicy(10, base_delay=0.001, max_delay=0.002))
+        settings=SimpleNamespace(retry_policy=RetryPolicy(2, base_delay=0.001, max_delay=0.002))
     )
     message = SimpleNamespace(topic="p.orders.commands", partition=1, offset=7)
     failure = dlq.Failure(SchemaError("not JSON"), 1, 1.0, 2.0, "saga")
@@ -124,8 +125,10 @@ async def test_a_dead_letter_is_sent_again_until_the_broker_takes_it(
 
     async def send(app: object, sent: object, why: object) -> None:
         calls.append((sent, why))
-        if len(calls) < 4:
+        if len(calls) < 3:
             raise KafkaTimeoutError()
+        if len(calls) < 4:
+            raise ValueError("not transient, and still retried")
 
     monkeypatch.setattr(dlq, "_send", send)
     await dlq.dead_letter(app, message, failure)
