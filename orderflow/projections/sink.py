@@ -18,7 +18,6 @@ topic's DLQ with the reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -37,9 +36,8 @@ from orderflow.observability.metrics import (
 )
 from orderflow.projections.registry import Projection
 from orderflow.projections.stores import Document, RejectedByStore, Store
-from orderflow.resilience.breaker import BreakerOpen
 from orderflow.resilience.dlq import Failure, dead_letter
-from orderflow.resilience.retry import is_transient
+from orderflow.resilience.retry import FailedAttempt, RetryInterrupted, is_transient, retry
 from orderflow.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -170,54 +168,58 @@ class Sink:
                     await self._dead_letter(event, rejected, attempts, started)
 
     async def _write(self, documents: list[Document]) -> tuple[list[Any], int]:
+        """Write ``documents``, retrying what may pass for as long as it takes; returns the
+        store's rejections and the attempts it took. A permanent error is raised; a rebalance
+        or a stop that begins while the sink waits raises BatchAbandoned."""
         policy = self.app.settings.retry_policy
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if not self.prepared:
-                    await self.breaker.call(self.store.prepare)
-                    self.prepared = True
-                rejections = await self.breaker.call(lambda: self.store.write(documents))
-                self.app.held_topics.discard(self.topic)
-                return rejections, attempt
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                RETRIED.labels(self.projection.name).inc()
-                if attempt >= policy.max_attempts:
-                    self.app.held_topics.add(self.topic)
-                if attempt == policy.max_attempts or attempt % 50 == 0:
-                    log.warning(
-                        "%s: the store is not taking writes (%d attempts, still trying): %s",
-                        self.projection.name,
-                        attempt,
-                        error,
-                    )
-                wait = policy.delay(min(attempt, 30))
-                if isinstance(error, BreakerOpen):
-                    wait = max(wait, error.retry_after)
-                await self._wait_unless_interrupted(wait)
+        attempts = 0
+
+        async def attempt() -> list[Any]:
+            nonlocal attempts
+            attempts += 1
+            if not self.prepared:
+                await self.breaker.call(self.store.prepare)
+                self.prepared = True
+            rejections: list[Any] = await self.breaker.call(lambda: self.store.write(documents))
+            return rejections
+
+        def retrying(failed: FailedAttempt) -> None:
+            RETRIED.labels(self.projection.name).inc()
+            if failed.attempts >= policy.max_attempts:
+                self.app.held_topics.add(self.topic)
+            if failed.attempts == policy.max_attempts or failed.attempts % 50 == 0:
+                log.warning(
+                    "%s: the store is not taking writes (%d attempts, still trying): %s",
+                    self.projection.name,
+                    failed.attempts,
+                    failed.error,
+                )
+
+        try:
+            rejections = await retry(
+                attempt,
+                policy,
+                transient=is_transient,
+                forever=True,  # past max_attempts the topic is held, and the sink goes on
+                interrupted=self._interrupting,
+                on_retry=retrying,
+                poll=REBALANCE_CHECK,
+            )
+        except RetryInterrupted as interruption:
+            raise BatchAbandoned(self.projection.name) from interruption
+        self.app.held_topics.discard(self.topic)
+        return rejections, attempts
+
+    def _interrupting(self) -> bool:
+        """Whether a rebalance or a stop is under way (either waits for the batches in
+        progress)."""
+        return bool(self.app.rebalancing or self.app.should_stop)
 
     def _still_interrupted(self) -> bool:
         """Whether the rebalance or stop that made the sink give a batch up is still under way."""
-        if self.gave_up and not (self.app.rebalancing or self.app.should_stop):
+        if self.gave_up and not self._interrupting():
             self.gave_up = False
         return self.gave_up
-
-    async def _wait_unless_interrupted(self, seconds: float) -> None:
-        """Sleep ``seconds``; raise BatchAbandoned as soon as a rebalance or a stop is under
-        way (either waits for the batches in progress)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if self.app.rebalancing or self.app.should_stop:
-                raise BatchAbandoned(self.projection.name)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(remaining, REBALANCE_CHECK))
 
     async def _dead_letter(
         self, event: EventT[Any], error: Exception, attempts: int, first: float

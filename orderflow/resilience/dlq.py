@@ -8,7 +8,6 @@ lists, shows and replays them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from faust.types import AppT, TopicT
 
+from orderflow.resilience.retry import FailedAttempt, retry
 from orderflow.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -91,26 +91,30 @@ async def dead_letter(app: Runtime, message: Any, failure: Failure) -> None:
     long as that takes: the caller acknowledges the message next, so giving up here would lose
     it. The partition waits meanwhile (back-pressure), and each failed send is logged.
     """
-    policy = app.settings.retry_policy
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await _send(app, message, failure)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.error(
-                "dead-letter topic of %s refused %s[%s]@%s (attempt %d), retrying: %r",
-                message.topic,
-                message.topic,
-                message.partition,
-                message.offset,
-                attempt,
-                error,
-            )
-            await asyncio.sleep(policy.delay(min(attempt, 30)))
+
+    def retrying(failed: FailedAttempt) -> None:
+        log.error(
+            "dead-letter topic of %s refused %s[%s]@%s (attempt %d), retrying: %r",
+            message.topic,
+            message.topic,
+            message.partition,
+            message.offset,
+            failed.attempts,
+            failed.error,
+        )
+
+    # Every error is retried, forever: there is no one to give the message up to.
+    await retry(
+        lambda: _send(app, message, failure),
+        app.settings.retry_policy,
+        transient=_always,
+        forever=True,
+        on_retry=retrying,
+    )
+
+
+def _always(error: BaseException) -> bool:
+    return True
 
 
 async def _send(app: Runtime, message: Any, failure: Failure) -> None:

@@ -9,7 +9,6 @@ messages), the message goes to its topic's DLQ twin with the reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from orderflow.observability.metrics import (
     RETRIED,
 )
 from orderflow.resilience.dlq import Failure, dead_letter
-from orderflow.resilience.retry import RetryPolicy, is_transient
+from orderflow.resilience.retry import FailedAttempt, RetryPolicy, is_transient, retry
 from orderflow.runtime import Runtime
 from orderflow.schemas import Message
 from orderflow.schemas.codec import decode
@@ -41,34 +40,44 @@ Handler = Callable[[Message, EventT[Any]], Awaitable[None]]
 async def handle_event(
     app: Runtime, event: EventT[Any], handler: Handler, name: str, policy: RetryPolicy
 ) -> None:
-    first_failure: float | None = None
-    attempt = 0
-    while True:
-        attempt += 1
+    message = event.message
+
+    async def attempt() -> None:
+        record = decode(event.value)
+        token = CORRELATION_ID.set(record.correlation_id)
         try:
-            record = decode(event.value)
-            token = CORRELATION_ID.set(record.correlation_id)
-            try:
-                await handler(record, event)
-            finally:
-                CORRELATION_ID.reset(token)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            now = time.time()
-            first_failure = first_failure or now
-            message = event.message
-            where = f"{message.topic}[{message.partition}]@{message.offset}"
-            if is_transient(error) and attempt < policy.max_attempts:
-                log.warning("%s: attempt %d on %s failed: %r", name, attempt, where, error)
-                RETRIED.labels(name).inc()
-                await policy.wait(attempt)
-                continue
-            log.error("%s: dead-lettering %s after %d attempt(s): %r", name, where, attempt, error)
-            DEAD_LETTERED.labels(name, type(error).__name__).inc()
-            await dead_letter(app, message, Failure(error, attempt, first_failure, now, name))
-            return
+            await handler(record, event)
+        finally:
+            CORRELATION_ID.reset(token)
+
+    def retrying(failed: FailedAttempt) -> None:
+        where, error = _where(message), failed.error
+        log.warning("%s: attempt %d on %s failed: %r", name, failed.attempts, where, error)
+        RETRIED.labels(name).inc()
+
+    async def give_up(failed: FailedAttempt) -> None:
+        error, attempts, where = failed.error, failed.attempts, _where(message)
+        log.error("%s: dead-lettering %s after %d attempt(s): %r", name, where, attempts, error)
+        DEAD_LETTERED.labels(name, type(error).__name__).inc()
+        failure = Failure(error, attempts, failed.first_failure_at, failed.last_failure_at, name)
+        await dead_letter(app, message, failure)
+
+    # No interruption: a rebalance waits for the message in hand (app.in_flight). An open
+    # breaker's retry_after is not waited for either: it could hold the partition for the
+    # breaker's whole open time per attempt, where the handler's few quick attempts end in
+    # the DLQ, from which the message is replayed.
+    await retry(
+        attempt,
+        policy,
+        transient=is_transient,
+        give_up=give_up,
+        on_retry=retrying,
+        honour_retry_after=False,
+    )
+
+
+def _where(message: Any) -> str:
+    return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
 async def process(app: Runtime, stream: StreamT[Any], handler: Handler, name: str) -> None:

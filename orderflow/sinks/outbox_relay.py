@@ -10,8 +10,8 @@ Order per aggregate: a row is claimable only if no earlier row of its aggregate 
 unpublished, so two relays can never publish an order's commands out of order.
 
 It wakes on ``NOTIFY orderflow_outbox`` (sent by the intake's transaction at commit), polls
-every second in case a notification was missed, backs off while Kafka or PostgreSQL is down,
-and prunes rows published longer ago than the retention.
+every second in case a notification was missed, backs off (the retry policy's full jitter)
+while Kafka or PostgreSQL is down, and prunes rows published longer ago than the retention.
 
 A row whose topic is missing from a reachable cluster waits (a topic may still be being
 created); one whose topic stays missing for TOPIC_GRACE seconds can never be published and is
@@ -36,6 +36,7 @@ from opentelemetry.trace import SpanKind
 from orderflow.db import CONNECTION_ERRORS, Database, DatabaseUnavailable
 from orderflow.intake import NOTIFY_CHANNEL
 from orderflow.observability import tracing
+from orderflow.resilience.retry import FailedAttempt, retry
 from orderflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
 TOPIC_GRACE = 30.0
 PRUNE_INTERVAL = 60.0
-MAX_BACKOFF = 5.0
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,
+    DatabaseUnavailable,
+    *CONNECTION_ERRORS,
+)
 
 CLAIM = """
 SELECT id, topic, key, payload, headers
@@ -87,6 +92,11 @@ FROM outbox WHERE published_at IS NULL
 """
 
 
+def _worth_retrying(error: BaseException) -> bool:
+    """Any Kafka error (not only the retriable ones) and PostgreSQL being away."""
+    return isinstance(error, RETRIED_ERRORS)
+
+
 class OutboxRelay:
     def __init__(
         self, settings: Settings, database: Database, *, topic_grace: float = TOPIC_GRACE
@@ -102,24 +112,32 @@ class OutboxRelay:
         self._missing_since: dict[str, float] = {}
 
     async def run(self) -> None:
-        backoff = 0.1
+        policy = self.settings.retry_policy
         try:
             while True:
-                try:
-                    await self._ensure_listening()
-                    published = await self.publish_batch()
-                    await self._maybe_prune()
-                    backoff = 0.1
-                except (KafkaError, DatabaseUnavailable, *CONNECTION_ERRORS) as error:
-                    log.warning("outbox relay: %s; retrying in %.1fs", error, backoff)
-                    await self._drop_connections()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF)
-                    continue
+                # Kafka or PostgreSQL away: drop the connections, back off (full jitter) and
+                # try the cycle again, for as long as it takes. Anything else ends the relay.
+                published = await retry(
+                    self._cycle,
+                    policy,
+                    transient=_worth_retrying,
+                    forever=True,
+                    on_retry=self._after_failure,
+                )
                 if published < self.settings.outbox_batch_size:
                     await self._sleep()
         finally:
             await self._drop_connections()
+
+    async def _cycle(self) -> int:
+        await self._ensure_listening()
+        published = await self.publish_batch()
+        await self._maybe_prune()
+        return published
+
+    async def _after_failure(self, failed: FailedAttempt) -> None:
+        log.warning("outbox relay: %s; retrying in %.1fs", failed.error, failed.delay)
+        await self._drop_connections()
 
     async def publish_batch(self) -> int:
         """Claim, produce and mark one batch; returns how many rows it published."""

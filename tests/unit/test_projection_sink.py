@@ -365,6 +365,46 @@ async def test_a_store_that_comes_back_gets_the_batch() -> None:
     assert app.held_topics == set()  # held while it was retried, released once written
 
 
+async def test_past_max_attempts_the_topic_is_held_and_the_sink_keeps_trying() -> None:
+    store = FlakyStore(failures=1_000)
+    sink, app = sink_on(store)  # max_attempts=3
+    third_refusal = asyncio.Event()
+    write = store.write
+
+    async def counted(documents: Any, target: str | None = None) -> list[Any]:
+        try:
+            return await write(documents, target)
+        finally:
+            if store.failures == 1_000 - 3:
+                third_refusal.set()
+
+    store.write = counted  # type: ignore[method-assign]
+    writing = asyncio.create_task(sink._write(DOCUMENTS))
+    await asyncio.wait_for(third_refusal.wait(), 2)
+    assert app.held_topics == {sink.topic}
+    assert not writing.done()
+    store.failures = 0
+    rejections, attempts = await asyncio.wait_for(writing, 1)
+    assert (rejections, store.written) == ([], DOCUMENTS)
+    assert attempts > 3
+    assert app.held_topics == set()
+
+
+async def test_an_error_that_will_not_pass_is_raised_at_once() -> None:
+    store = FlakyStore(failures=0)
+    sink, app = sink_on(store)
+    calls: list[int] = []
+
+    async def refuse(documents: Any, target: str | None = None) -> list[Any]:
+        calls.append(1)
+        raise ValueError("mapping error")
+
+    store.write = refuse  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="mapping error"):
+        await sink._write(DOCUMENTS)
+    assert (calls, app.held_topics) == ([1], set())
+
+
 @pytest.mark.parametrize("interruption", ["rebalancing", "should_stop"])
 async def test_a_rebalance_or_a_stop_makes_the_sink_give_up_a_batch_the_store_refuses(
     interruption: str,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from orderflow import schemas
 from orderflow.payments.gateway import GatewayError, GatewayTimeout, GatewayUnavailable
-from orderflow.resilience import dlq
+from orderflow.resilience import dlq, handling
 from orderflow.resilience.breaker import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker
 from orderflow.resilience.dlq_store import DeadLetter, Selection
 from orderflow.resilience.policy import RetryPolicy
@@ -112,9 +114,10 @@ async def test_errors_that_are_not_failures_do_not_count() -> None:
 async def test_a_dead_letter_is_sent_again_until_the_broker_takes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The caller acknowledges the message once dead_letter returns: it must not give up."""
+    """The caller acknowledges the message once dead_letter returns: it must not give up, not
+    even after the policy's max_attempts, and not on an error that is not transient."""
     app = SimpleNamespace(
-        settings=SimpleNamespace(retry_policy=RetryPolicy(10, base_delay=0.001, max_delay=0.002))
+        settings=SimpleNamespace(retry_policy=RetryPolicy(2, base_delay=0.001, max_delay=0.002))
     )
     message = SimpleNamespace(topic="p.orders.commands", partition=1, offset=7)
     failure = dlq.Failure(SchemaError("not JSON"), 1, 1.0, 2.0, "saga")
@@ -122,8 +125,10 @@ async def test_a_dead_letter_is_sent_again_until_the_broker_takes_it(
 
     async def send(app: object, sent: object, why: object) -> None:
         calls.append((sent, why))
-        if len(calls) < 4:
+        if len(calls) < 3:
             raise KafkaTimeoutError()
+        if len(calls) < 4:
+            raise ValueError("not transient, and still retried")
 
     monkeypatch.setattr(dlq, "_send", send)
     await dlq.dead_letter(app, message, failure)
@@ -185,3 +190,68 @@ def test_a_record_with_a_missing_or_mistyped_field_is_a_schema_error() -> None:
         decode(good.replace(b'"sku":"s",', b""))
     with pytest.raises(SchemaError, match="quantity"):
         decode(good.replace(b'"quantity":2', b'"quantity":"two"'))
+
+
+def handled_event() -> Any:
+    command = schemas.ReserveStock(**schemas.envelope("o-1"), order_id="o-1", sku="S", quantity=1)
+    message = SimpleNamespace(topic="p.inventory.commands", partition=2, offset=9)
+    return SimpleNamespace(value=command.dumps(), message=message)
+
+
+async def dead_letters(
+    monkeypatch: pytest.MonkeyPatch, handler: handling.Handler, policy: RetryPolicy
+) -> list[tuple[Any, dlq.Failure]]:
+    """Runs handle_event on one message; returns what it dead-lettered."""
+    dead: list[tuple[Any, dlq.Failure]] = []
+
+    async def record(app: object, message: object, failure: dlq.Failure) -> None:
+        dead.append((message, failure))
+
+    monkeypatch.setattr(handling, "dead_letter", record)
+    event = handled_event()
+    await asyncio.wait_for(handling.handle_event(None, event, handler, "stock", policy), 2)
+    return dead
+
+
+async def test_a_handler_is_retried_then_its_message_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    async def down(record: schemas.Message, event: object) -> None:
+        calls.append(type(record).__name__)
+        raise GatewayUnavailable(f"down {len(calls)}")
+
+    dead = await dead_letters(monkeypatch, down, RetryPolicy(3, base_delay=0.001, max_delay=0.002))
+    assert calls == ["ReserveStock"] * 3
+    [(message, failure)] = dead
+    assert (message.offset, failure.attempts, str(failure.error)) == (9, 3, "down 3")
+    assert failure.first_failure_at < failure.last_failure_at
+    assert failure.handler == "stock"
+
+
+async def test_a_permanent_error_is_dead_lettered_at_the_first_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    async def refuse(record: schemas.Message, event: object) -> None:
+        calls.append(1)
+        raise GatewayError("unknown payment")
+
+    dead = await dead_letters(monkeypatch, refuse, RetryPolicy(5, base_delay=1.0, max_delay=1.0))
+    assert (len(calls), [f.attempts for _, f in dead]) == (1, [1])
+
+
+async def test_a_handler_does_not_wait_for_an_open_breaker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waiting out the breaker's retry_after would hold the partition for its open time per
+    attempt; the handler's attempts stay quick and the message goes to the DLQ."""
+
+    async def breaker_open(record: schemas.Message, event: object) -> None:
+        raise BreakerOpen("gateway", retry_after=30.0)
+
+    policy = RetryPolicy(2, base_delay=0.001, max_delay=0.002)
+    dead = await dead_letters(monkeypatch, breaker_open, policy)  # within 2 s, not 30
+    assert [(type(f.error), f.attempts) for _, f in dead] == [(BreakerOpen, 2)]
