@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
 
 from orderflow import schemas
+from orderflow.agents.deadlines import DeadlineTimer
 from orderflow.domain import saga
 from orderflow.domain.orders import Line, NewOrder
 from orderflow.observability import metrics
@@ -89,11 +90,13 @@ class OrderSaga:
         deadlines: TypedTable[float],
         bus: Bus,
         settings: Settings,
+        on_deadline: Callable[[str, float], None] = lambda order_id, deadline: None,
     ) -> None:
         self.sagas = sagas
         self.deadlines = deadlines
         self.bus = bus
         self.settings = settings
+        self.on_deadline = on_deadline  # the deadline timer's watch (orderflow.agents.deadlines)
 
     async def __call__(self, message: schemas.Message, event: EventT[Any]) -> None:
         await self.apply(message, saga.Position(event.message.topic, event.message.offset))
@@ -203,20 +206,10 @@ class OrderSaga:
         """Keep saga_deadlines holding exactly the open sagas, so the timer scans only those."""
         if deadline is None:
             del self.deadlines[order_id]
-        elif self.deadlines.get(order_id) != deadline:
+            return
+        if self.deadlines.get(order_id) != deadline:
             self.deadlines[order_id] = deadline
-
-    async def expire_late(self) -> None:
-        """Tell the saga about every passed deadline of the partitions this worker owns."""
-        now = time.time()
-        open_sagas = list(self.deadlines.items())
-        metrics.SAGAS_IN_FLIGHT.set(len(open_sagas))
-        for order_id, deadline in open_sagas:
-            if deadline <= now:
-                expired = schemas.DeadlineExpired(
-                    **schemas.envelope(order_id), order_id=order_id, deadline=deadline
-                )
-                await publish(self.bus.saga_replies, order_id, expired)
+        self.on_deadline(order_id, deadline)
 
 
 def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
@@ -240,10 +233,18 @@ def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
 
 
 def register(app: OrderflowApp) -> None:
-    handler = OrderSaga(app.data.sagas, app.data.saga_deadlines, app.bus, app.settings)
+    deadlines = app.data.saga_deadlines
+    timer = DeadlineTimer(
+        deadlines,
+        app.bus,
+        resend_after=app.settings.saga_step_timeout,
+        generation=lambda: app.consumer_generation_id,
+        settled=lambda: not (app.rebalancing or app.in_recovery),
+    )
+    handler = OrderSaga(app.data.sagas, deadlines, app.bus, app.settings, timer.track)
 
     @app.agent(app.bus.saga_inbox, name=f"{__name__}.order_saga")
     async def order_saga(stream: StreamT[bytes]) -> None:
         await process(app, stream, handler, "saga")
 
-    app.timer(interval=1.0, name=f"{__name__}.expire_late_sagas")(handler.expire_late)
+    app.timer(interval=1.0, name=f"{__name__}.expire_late_sagas")(timer.tick)
