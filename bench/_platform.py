@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from motor.motor_asyncio import AsyncIOMotorClient
@@ -70,7 +69,9 @@ def own_platform(
     var_dir: Path,
     partitions: int = 8,
 ) -> Iterator[Platform]:
-    settings = settings_for(name, web_port=web_port, gateway_port=gateway_port, partitions=partitions)
+    settings = settings_for(
+        name, web_port=web_port, gateway_port=gateway_port, partitions=partitions
+    )
     admin_url = Settings.from_env().database_url
     asyncio.run(_create_database(admin_url, settings.database_url))
     processes = [
@@ -120,14 +121,13 @@ async def _remove(name: str, settings: Settings, admin_url: str) -> None:
         )
     finally:
         await admin.close()
-    listing = f"{settings.elasticsearch_url}/_cat/indices/{name}-*?format=json&h=index"
-    with urllib.request.urlopen(listing, timeout=30) as response:
-        indices = [row["index"] for row in json.loads(response.read())]
-    if indices:
-        request = urllib.request.Request(
-            f"{settings.elasticsearch_url}/{','.join(indices)}", method="DELETE"
-        )
-        urllib.request.urlopen(request, timeout=60).close()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        listing = f"{settings.elasticsearch_url}/_cat/indices/{name}-*?format=json&h=index"
+        async with http.get(listing) as response:
+            indices = [row["index"] for row in await response.json()]
+        if indices:  # by name: the cluster refuses wildcard deletes
+            async with http.delete(f"{settings.elasticsearch_url}/{','.join(indices)}"):
+                pass
     mongo: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(settings.mongodb_url)
     try:
         await mongo.drop_database(settings.mongodb_url.rsplit("/", 1)[1])
