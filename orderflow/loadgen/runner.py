@@ -56,6 +56,14 @@ class LoadOptions:
     progress: bool = True
 
 
+def client_session(max_in_flight: int, http_timeout: float) -> aiohttp.ClientSession:
+    """The HTTP client of the load generator (and of the baselines measured beside it)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_in_flight, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=http_timeout),
+    )
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -86,10 +94,7 @@ class LoadGenerator:
         self._catalog: Catalog | None = None
 
     async def __aenter__(self) -> LoadGenerator:
-        connector = aiohttp.TCPConnector(limit=self.options.max_in_flight, limit_per_host=0)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.options.http_timeout)
-        )
+        self._session = client_session(self.options.max_in_flight, self.options.http_timeout)
         try:
             await self.watcher.start()
         except BaseException:
