@@ -31,11 +31,13 @@ import random
 import secrets
 import shutil
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from _components import Components, Snapshot, cpu_between
+from _hops import hops
 from _platform import Platform, own_platform
 from _profile import record, summarise
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -136,10 +138,14 @@ class Bench:
 
     async def measured_window(self, generator: LoadGenerator, rate: float) -> dict[str, Any]:
         records_before = await kafka_records(self.bootstrap, self.live.name)
+        since_ms = int(time.time() * 1000)
         before = Snapshot.take(self.components)
         report = await generator.window(rate, self.args.duration)
         after = Snapshot.take(self.components)
         records = await kafka_records(self.bootstrap, self.live.name) - records_before
+        report["hops_ms"] = await hops(
+            self.bootstrap, self.live.settings.topic_prefix, generator.last_window, since_ms
+        )
         cpu = cpu_between(before, after)
         report["cpu_s"] = cpu
         report["cpu_s_per_1000_orders"] = per_thousand(cpu, report["completed"])
@@ -287,6 +293,16 @@ def markdown(report: dict[str, Any]) -> str:
     for w in report["windows"]:
         cpu = w["cpu_s_per_1000_orders"]
         lines.append(f"| {w['rate']:g} | " + " | ".join(f"{cpu[n]:g}" for n in names) + " |")
+    lines += ["", "## Where a confirmed order's time goes (p50 / p99 ms per hop)", ""]
+    hop_names = list(report["windows"][0]["hops_ms"])
+    lines += ["| hop | " + " | ".join(f"{w['rate']:g}/s" for w in report["windows"]) + " |"]
+    lines += ["|---" * (len(report["windows"]) + 1) + "|"]
+    for hop in hop_names:
+        cells = []
+        for w in report["windows"]:
+            h = w["hops_ms"].get(hop)
+            cells.append(f"{h['p50_ms']} / {h['p99_ms']}" if h else "-")
+        lines.append(f"| {hop} | " + " | ".join(cells) + " |")
     if "find_max" in report:
         found = report["find_max"]
         lines += [
@@ -312,7 +328,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"## Profile: worker-0 under {profile['rate']:g} orders/s, {profile['seconds']} s "
-            f"(py-spy, {summary['samples']} busy samples; `{profile['raw']}`)",
+            f"(py-spy, {summary['samples']} busy samples, {summary['idle_samples']} idle; "
+            f"`{profile['raw']}`)",
+            "",
+            "Busy samples by thread: "
+            + ", ".join(f"{t['name']} {t['percent']}%" for t in summary["by_thread"][:4]),
             "",
             "Own time by package: "
             + ", ".join(f"{p['name']} {p['percent']}%" for p in summary["own_by_package"][:12]),

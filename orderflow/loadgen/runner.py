@@ -92,6 +92,7 @@ class LoadGenerator:
         self._cancelled: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         self._catalog: Catalog | None = None
+        self.last_window: list[OrderRecord] = []  # the orders of the latest window
 
     async def __aenter__(self) -> LoadGenerator:
         self._session = client_session(self.options.max_in_flight, self.options.http_timeout)
@@ -178,6 +179,7 @@ class LoadGenerator:
             OrderRecord(first + n, kind, start + offset)
             for n, (kind, offset) in enumerate(zip(planned, offsets, strict=True))
         ]
+        self.last_window = records
         progress = (
             asyncio.create_task(self._report_progress(records, start))
             if self.options.progress
