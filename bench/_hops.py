@@ -61,7 +61,7 @@ async def _read(bootstrap: str, topics: Iterable[str], since_ms: int) -> list[An
             found = starts.get(tp)
             consumer.seek(tp, found.offset if found is not None else ends[tp])
         records = []
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
                 records.extend(batch)
         return records
