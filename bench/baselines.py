@@ -6,6 +6,8 @@
 - ``bare_http``: as many bare aiohttp processes as the platform has workers, each answering
   ``POST /api/v1/orders`` with a 202 and an order id after reading the JSON body (no storage),
   driven by the load generator's own HTTP client in a closed loop. Requests per second.
+- ``kafka_hop``: milliseconds from a raw producer's send to a raw consumer's read, at a low
+  rate: the floor under each hop of the saga on this machine.
 - ``closed_loop``: that client, usable against the platform's intake too, so the two figures
   make a ratio.
 
@@ -32,13 +34,42 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from orderflow import schemas
 from orderflow.loadgen.runner import client_session
+from orderflow.loadgen.stats import percentile
 
 # -- the raw Kafka loop ---------------------------------------------------------------------
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create ``names`` and wait until every partition has a leader (a new topic's first
+    sends would otherwise be retried on NotLeaderForPartition)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, replication_factor=1) for n in names])
+        async with asyncio.timeout(60):
+            while True:
+                described = await admin.describe_topics(names)
+                led = [p for t in described if t["error_code"] == 0 for p in t["partitions"]
+                       if p["leader"] >= 0]  # fmt: skip
+                if len(led) == partitions * len(names):
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 def saga_like_record(index: int) -> bytes:
@@ -59,12 +90,8 @@ async def kafka_loop(bootstrap: str, messages: int, partitions: int = 8) -> dict
     """Messages per second of a consume -> transform -> produce loop (one process, one core)."""
     name = f"bench-baseline-{secrets.token_hex(3)}"
     source, sink = f"{name}.in", f"{name}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    await create_topics(bootstrap, [source, sink], partitions)
     try:
-        await admin.create_topics(
-            [NewTopic(topic, partitions, replication_factor=1) for topic in (source, sink)]
-        )
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         try:
@@ -76,9 +103,7 @@ async def kafka_loop(bootstrap: str, messages: int, partitions: int = 8) -> dict
         finally:
             await producer.stop()
     finally:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics([source, sink])
-        await admin.close()
+        await delete_topics(bootstrap, [source, sink])
     seconds = done - started
     return {
         "messages": messages,
@@ -122,6 +147,51 @@ async def _consume_transform_produce(
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def kafka_hop_latency(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Milliseconds from a raw aiokafka producer's send to a raw consumer's read of the same
+    record (one hop, no processing), at ``rate`` records per second: the floor of a saga hop."""
+    topic = f"bench-baseline-hop-{secrets.token_hex(3)}"
+    await create_topics(bootstrap, [topic], 8)
+    try:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        await consumer.start()
+        await producer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(8)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            for partition in partitions:
+                await consumer.position(partition)
+            latencies: list[float] = []
+            count = int(rate * seconds)
+
+            async def read() -> None:
+                while len(latencies) < count:
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        now = time.perf_counter()
+                        latencies.extend(now - float(r.value or b"0") for r in records)
+
+            reader = asyncio.create_task(read())
+            start = time.perf_counter()
+            for index in range(count):
+                await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+                await producer.send(topic, str(time.perf_counter()).encode(), key=b"%d" % index)
+            await asyncio.wait_for(reader, timeout=30)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+    finally:
+        await delete_topics(bootstrap, [topic])
+    ordered = sorted(latencies)
+    return {
+        "rate": rate,
+        "records": len(ordered),
+        "p50_ms": round(percentile(ordered, 50) * 1000, 1),
+        "p99_ms": round(percentile(ordered, 99) * 1000, 1),
+    }
 
 
 # -- the bare HTTP endpoint -----------------------------------------------------------------
@@ -243,6 +313,7 @@ def main() -> None:
         return
     result = {
         "kafka_loop": asyncio.run(kafka_loop(args.bootstrap, args.messages)),
+        "kafka_hop": asyncio.run(kafka_hop_latency(args.bootstrap, 50, args.seconds)),
         "bare_http": asyncio.run(bare_http(args.servers, args.concurrency, args.seconds)),
     }
     print(json.dumps(result, indent=2))

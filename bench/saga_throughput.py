@@ -30,6 +30,7 @@ import platform
 import random
 import secrets
 import shutil
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from _platform import Platform, own_platform
 from _profile import record, summarise
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from baselines import bare_http, closed_loop, kafka_loop
+from baselines import bare_http, closed_loop, kafka_hop_latency, kafka_loop
 
 from orderflow.loadgen.plan import Catalog, Kind, Mix, order_body, stock_per_sku
 from orderflow.loadgen.runner import LoadGenerator, LoadOptions
@@ -173,6 +174,8 @@ class Bench:
         result: dict[str, Any] = {"baselines": {}}
         print("baseline: raw aiokafka loop", file=sys.stderr)
         result["baselines"]["kafka_loop"] = await kafka_loop(self.bootstrap, args.baseline_messages)
+        print("baseline: raw aiokafka hop latency", file=sys.stderr)
+        result["baselines"]["kafka_hop"] = await kafka_hop_latency(self.bootstrap, 50, 5)
         print("baseline: bare aiohttp endpoints", file=sys.stderr)
         result["baselines"]["bare_http"] = await bare_http(
             len(urls), args.http_concurrency, args.http_seconds
@@ -273,6 +276,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- raw aiokafka consume -> transform -> produce loop: {kafka['messages_per_s']:g} "
         f"messages/s ({kafka['messages']} records of {kafka['record_bytes']} bytes)",
+        f"- raw aiokafka hop (send -> read, {report['baselines']['kafka_hop']['rate']:g}/s): "
+        f"p50 {report['baselines']['kafka_hop']['p50_ms']} ms, "
+        f"p99 {report['baselines']['kafka_hop']['p99_ms']} ms",
         f"- bare aiohttp endpoints ({bare['servers']} processes, {bare['concurrency']} "
         f"concurrent requests): {bare['requests_per_s']:g} requests/s",
         f"- the intake (POST /api/v1/orders, same client): {intake['requests_per_s']:g} "
@@ -348,7 +354,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that the deployment is stopped and removed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
     args = parse_args()
     name = f"bench-{secrets.token_hex(3)}"
     var = Path("var") / name
