@@ -64,6 +64,12 @@ def parse_args() -> argparse.Namespace:
         help="seconds to wait for a window's outcomes after its load",
     )
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between windows")
+    parser.add_argument(
+        "--quiesce",
+        type=float,
+        default=120.0,
+        help="at most this long, wait for earlier windows' orders first",
+    )
     parser.add_argument("--mix", default="decline=0.05,out_of_stock=0.05,cancel=0.02")
     parser.add_argument("--lines", type=int, default=1)
     parser.add_argument("--skus", type=int, default=100)
@@ -89,6 +95,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--find-max", action="store_true")
     parser.add_argument("--p99-bound-ms", type=float, default=300.0)
     parser.add_argument("--window", type=float, default=10.0, help="find-max: seconds per trial")
+    parser.add_argument("--start-rate", type=float, default=20.0)
     parser.add_argument("--max-rate", type=float, default=400.0)
     parser.add_argument(
         "--output", default="saga_throughput", help="base name of the result files in bench/results"
@@ -138,6 +145,7 @@ class Bench:
         )
 
     async def measured_window(self, generator: LoadGenerator, rate: float) -> dict[str, Any]:
+        waited = await generator.quiesce(self.args.quiesce)
         records_before = await kafka_records(self.bootstrap, self.live.name)
         since_ms = int(time.time() * 1000)
         before = Snapshot.take(self.components)
@@ -148,6 +156,7 @@ class Bench:
             self.bootstrap, self.live.settings.topic_prefix, generator.last_window, since_ms
         )
         cpu = cpu_between(before, after)
+        report["quiesced_s"] = waited
         report["cpu_s"] = cpu
         report["cpu_s_per_1000_orders"] = per_thousand(cpu, report["completed"])
         report["kafka_records_per_order"] = (
@@ -160,6 +169,7 @@ class Bench:
         raw = RESULTS / f"{stem}.profile.txt"
         worker = self.live.pids()["worker-0"]
         rate, seconds = self.args.profile_rate, self.args.profile_seconds
+        await generator.quiesce(self.args.quiesce)
         load = asyncio.create_task(generator.window(rate, seconds + 4))
         await asyncio.sleep(2)  # past the start of the window
         await asyncio.to_thread(record, py_spy, worker, seconds, raw)
@@ -207,10 +217,10 @@ class Bench:
                 result["profile"] = await self.profile(generator, args.output)
                 await asyncio.sleep(args.settle)
             if args.find_max:
-                search = RateSearch(start=20, ceiling=args.max_rate, resolution=5)
+                search = RateSearch(start=args.start_rate, ceiling=args.max_rate, resolution=5)
                 result["find_max"] = await generator.find_max(
                     search, window=args.window, p99_bound_ms=args.p99_bound_ms,
-                    min_completion=0.95, settle=args.settle,
+                    min_completion=0.95, settle=args.settle, quiesce=args.quiesce,
                 )  # fmt: skip
         rng = random.Random(2)
         print("intake: closed loop with the baseline's client", file=sys.stderr)

@@ -93,6 +93,7 @@ class LoadGenerator:
         self._session: aiohttp.ClientSession | None = None
         self._catalog: Catalog | None = None
         self.last_window: list[OrderRecord] = []  # the orders of the latest window
+        self._earlier: list[OrderRecord] = []  # accepted orders of earlier windows, unfinished
 
     async def __aenter__(self) -> LoadGenerator:
         self._session = client_session(self.options.max_in_flight, self.options.http_timeout)
@@ -179,6 +180,7 @@ class LoadGenerator:
             OrderRecord(first + n, kind, start + offset)
             for n, (kind, offset) in enumerate(zip(planned, offsets, strict=True))
         ]
+        self._earlier += self.last_window
         self.last_window = records
         progress = (
             asyncio.create_task(self._report_progress(records, start))
@@ -199,6 +201,18 @@ class LoadGenerator:
         )
         report["load_generator_cpu_s"] = round(_cpu_seconds() - cpu_before, 2)
         return report
+
+    async def quiesce(self, within: float) -> float:
+        """Wait until every order of the earlier windows has its outcome (a saturated window
+        leaves a backlog that would slow the next one down), for at most ``within`` seconds;
+        returns the seconds waited."""
+        started = time.monotonic()
+        self._earlier = [r for r in (*self._earlier, *self.last_window) if r.accepted]
+        self.last_window = []
+        while self._earlier and time.monotonic() - started < within:
+            await asyncio.sleep(0.2)
+            self._earlier = [r for r in self._earlier if r.outcome is None]
+        return round(time.monotonic() - started, 1)
 
     async def _send(self, records: Sequence[OrderRecord]) -> None:
         for record in records:
@@ -313,12 +327,16 @@ class LoadGenerator:
         p99_bound_ms: float,
         min_completion: float,
         settle: float,
+        quiesce: float = 120.0,
     ) -> dict[str, Any]:
-        """Windows of ``window`` seconds at the rates ``search`` picks; the highest that held."""
+        """Windows of ``window`` seconds at the rates ``search`` picks, each after the orders
+        of the ones before have their outcomes; the highest rate that held."""
         trials = []
         while (rate := search.next_rate()) is not None:
-            self.echo(f"find-max: {rate:g} orders/s for {window:g}s")
+            waited = await self.quiesce(quiesce)
+            self.echo(f"find-max: {rate:g} orders/s for {window:g}s (after {waited:g}s of quiet)")
             report = await self.window(rate, window)
+            report["quiesced_s"] = waited
             verdict = judge(report, p99_bound_ms, min_completion)
             search.record(rate, verdict.holds)
             outcome = "holds" if verdict.holds else "fails"
