@@ -14,6 +14,7 @@ import click
 from orderflow import platform
 from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
+from orderflow.loadgen.cli import loadgen
 from orderflow.payments.cli import payment_sim
 from orderflow.projections.cli import projections
 from orderflow.resilience.cli import dlq_group
@@ -190,6 +191,7 @@ main.add_command(db)
 main.add_command(outbox)
 main.add_command(dlq_group)
 main.add_command(projections)
+main.add_command(loadgen)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
