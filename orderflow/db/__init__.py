@@ -62,6 +62,14 @@ async def _migrate(pool: asyncpg.Pool) -> None:
         await migrate(connection)
 
 
+async def _no_session_state(connection: asyncpg.Connection) -> None:
+    """How a connection is reset when it goes back to the pool: not at all, beyond the rollback
+    of an open transaction that asyncpg always makes. The default reset (a round trip per use
+    that closes cursors, unlistens, resets settings and releases session advisory locks) undoes
+    nothing orderflow does: pool connections only run statements and transactions, take
+    transaction-scoped locks only, and the relay LISTENs on a connection of its own."""
+
+
 async def create_pool(settings: Settings) -> asyncpg.Pool:
     """A bounded pool: requests wait at most ``database_timeout`` for a connection or a query."""
     try:
@@ -72,6 +80,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
             timeout=settings.database_timeout,  # to connect
             command_timeout=settings.database_timeout,  # per query
             max_inactive_connection_lifetime=300,
+            reset=_no_session_state,
         )
     except CONNECTION_ERRORS as error:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {error}") from error

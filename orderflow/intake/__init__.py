@@ -91,6 +91,35 @@ class IntakeRow:
     command: bytes  # the accepted request as JSON
 
 
+# Everything an accepted command writes, in one statement (one round trip): the intake row if
+# any, the outbox rows in the order given (they get ascending ids, which the relay publishes
+# an aggregate's rows in), the Idempotency-Key record if any, and the notification that wakes
+# the relays at commit instead of at their next poll.
+STORE = (
+    """
+WITH intake AS (
+    INSERT INTO order_intake (order_id, customer_id, command)
+    SELECT $1::text, $2::text, $3::text WHERE $1::text IS NOT NULL
+), outbox AS (
+    INSERT INTO outbox (aggregate_id, event_id, topic, key, payload, headers)
+    SELECT aggregate_id, event_id, topic, key, payload, headers::jsonb
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[])
+         WITH ORDINALITY AS m(aggregate_id, event_id, topic, key, payload, headers, position)
+    ORDER BY position
+), idempotency AS (
+    INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body,
+                                  response_headers, expires_at)
+    SELECT $10::text, $11::text, $12::text, $13::integer, $14::bytea, $15::jsonb,
+           now() + make_interval(secs => $16::double precision)
+    WHERE $10::text IS NOT NULL
+)
+SELECT pg_notify('"""
+    + NOTIFY_CHANNEL
+    + """', '')
+"""
+)
+
+
 async def accept(
     pool: asyncpg.Pool,
     *,
@@ -101,50 +130,70 @@ async def accept(
     key_ttl: float,
     acquire_timeout: float,
 ) -> Answer:
-    """Store the command durably and return what to answer (the first answer, for a retry)."""
+    """Store the command durably and return what to answer (the first answer, for a retry).
+
+    Without an Idempotency-Key that is one statement, atomic on its own; with one, the key is
+    claimed first (locked for the transaction, its stored answer read) and the statement runs
+    in the same transaction.
+    """
+    arguments = _store_arguments(answer, messages, intake, idempotency, key_ttl)
     try:
-        async with pool.acquire(timeout=acquire_timeout) as connection, connection.transaction():
-            if idempotency is not None:
+        async with pool.acquire(timeout=acquire_timeout) as connection:
+            if idempotency is None:
+                await connection.execute(STORE, *arguments)
+                return answer
+            async with connection.transaction():
                 stored = await _claim_key(connection, idempotency)
                 if stored is not None:
                     return stored
-            if intake is not None:
-                await connection.execute(
-                    "INSERT INTO order_intake (order_id, customer_id, command) VALUES ($1, $2, $3)",
-                    intake.order_id,
-                    intake.customer_id,
-                    intake.command.decode(),
-                )
-            await connection.executemany(
-                """INSERT INTO outbox (aggregate_id, event_id, topic, key, payload, headers)
-                   VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
-                [
-                    (m.aggregate_id, m.event_id, m.topic, m.key, m.payload, _json(m.headers))
-                    for m in messages
-                ],
-            )
-            if idempotency is not None:
-                await connection.execute(
-                    """INSERT INTO idempotency_keys (scope, key, request_hash, response_status,
-                           response_body, response_headers, expires_at)
-                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + make_interval(secs => $7))""",
-                    idempotency.scope,
-                    idempotency.key,
-                    idempotency.request_hash,
-                    answer.status,
-                    answer.body,
-                    _json(answer.headers),
-                    key_ttl,
-                )
-            # Delivered at commit: wakes the relays at once instead of at their next poll.
-            await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                await connection.execute(STORE, *arguments)
     except CONNECTION_ERRORS as error:
         raise DatabaseUnavailable(f"PostgreSQL is unavailable: {error}") from error
     return answer
 
 
+def _store_arguments(
+    answer: Answer,
+    messages: Sequence[OutboxMessage],
+    intake: IntakeRow | None,
+    idempotency: IdempotencyKey | None,
+    key_ttl: float,
+) -> tuple[Any, ...]:
+    row = (
+        (intake.order_id, intake.customer_id, intake.command.decode())
+        if intake is not None
+        else (None, None, None)
+    )
+    outbox = (
+        [m.aggregate_id for m in messages],
+        [m.event_id for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.payload for m in messages],
+        [_json(m.headers) for m in messages],
+    )
+    key = (
+        (
+            idempotency.scope,
+            idempotency.key,
+            idempotency.request_hash,
+            answer.status,
+            answer.body,
+            _json(answer.headers),
+            key_ttl,
+        )
+        if idempotency is not None
+        else (None,) * 7
+    )
+    return (*row, *outbox, *key)
+
+
 async def _claim_key(connection: asyncpg.Connection, key: IdempotencyKey) -> Answer | None:
-    """Lock the (scope, key) pair for this transaction; return the stored answer if any."""
+    """Lock the (scope, key) pair for this transaction; return the stored answer if any.
+
+    Two statements: the lookup must see what the lock's last holder committed, and in READ
+    COMMITTED only a statement that starts after the lock is taken does.
+    """
     locked = await connection.fetchval(
         "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
         f"{key.scope}\x1f{key.key}",

@@ -163,6 +163,46 @@ async def test_a_failure_inside_the_transaction_leaves_no_row(pool: asyncpg.Pool
     assert await count(pool, "SELECT count(*) FROM idempotency_keys WHERE key = $1", order_id) == 0
 
 
+async def test_without_a_key_one_statement_writes_everything_or_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    order_id = uuid.uuid4().hex
+    answer, message, row = command(order_id)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await intake.accept(
+            pool,
+            answer=answer,
+            messages=[message, message],
+            intake=row,
+            key_ttl=60,
+            acquire_timeout=5,
+        )
+    assert await count(pool, "SELECT count(*) FROM order_intake WHERE order_id = $1", order_id) == 0
+    assert await count(pool, "SELECT count(*) FROM outbox WHERE aggregate_id = $1", order_id) == 0
+
+
+async def test_the_outbox_rows_of_a_command_keep_their_order_and_headers(
+    pool: asyncpg.Pool,
+) -> None:
+    aggregate = uuid.uuid4().hex
+    messages = [
+        intake.OutboxMessage(
+            aggregate, uuid.uuid4().hex, "t.x", f"k{n}", bytes([n]), {"traceparent": f"t{n}"}
+        )
+        for n in range(20)
+    ]
+    answer = intake.Answer(202, b"{}")
+    await intake.accept(pool, answer=answer, messages=messages, key_ttl=60, acquire_timeout=5)
+    rows = await pool.fetch(
+        "SELECT key, payload, headers FROM outbox WHERE aggregate_id = $1 ORDER BY id", aggregate
+    )
+    assert [(r["key"], bytes(r["payload"]), orjson.loads(r["headers"])) for r in rows] == [
+        (f"k{n}", bytes([n]), {"traceparent": f"t{n}"}) for n in range(20)
+    ]
+    intake_rows = "SELECT count(*) FROM order_intake WHERE order_id = $1"
+    assert await count(pool, intake_rows, aggregate) == 0  # no intake row was given
+
+
 async def test_an_unreachable_database_is_reported_as_unavailable() -> None:
     settings = Settings(database_url="postgresql://u:p@127.0.0.1:9/none", database_timeout=1)
     database = Database(settings)
