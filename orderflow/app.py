@@ -19,6 +19,8 @@ from faust.types import ConsumerT, ProducerT, TopicT
 from orderflow import faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
 from orderflow.db import Database
+from orderflow.intake import admission
+from orderflow.intake.admission import Admission
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, sampler, tracing
 from orderflow.observability.metrics import observe_breaker
@@ -45,6 +47,7 @@ CONTEXTS = (
     projections,
     outbox_relay,
     sampler,
+    admission,
 )
 
 # How often the consumer refreshes topic metadata even when nothing failed (see create_app).
@@ -76,6 +79,8 @@ class OrderflowApp(faust.App):
         self.held_topics: set[str] = set()
         # Events the agents and sinks are working on (what a rebalance waits for).
         self.in_flight = InFlight()
+        # Whether new orders are let in, from the saga's backlog (orderflow.intake.admission).
+        self.admission = Admission(settings.intake_max_outbox_age, settings.intake_max_saga_lag)
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""

@@ -195,6 +195,11 @@ class Settings:
     database_migrate: bool = False
     # How long an Idempotency-Key is remembered.
     idempotency_key_ttl: float = 24 * 3600.0
+    # New orders are refused (503, Retry-After) while accepted ones wait longer than this to be
+    # published, or while this worker's saga partitions have more records than this to read
+    # (0: no such check); see orderflow.intake.admission.
+    intake_max_outbox_age: float = 5.0
+    intake_max_saga_lag: int = 20_000
     # How long published outbox rows are kept before they are pruned.
     outbox_retention: float = 24 * 3600.0
     outbox_batch_size: int = 500
@@ -300,6 +305,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_timeout": _seconds(0.1, 300),
     "database_migrate": _boolean,
     "idempotency_key_ttl": _seconds(60, 30 * 24 * 3600),
+    "intake_max_outbox_age": _seconds(0, 3600),
+    "intake_max_saga_lag": _integer(0, 100_000_000),
     "outbox_retention": _seconds(60, 365 * 24 * 3600),
     "outbox_batch_size": _integer(1, 10_000),
     "elasticsearch_url": _url("http", "https"),
