@@ -15,6 +15,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 import faust
+from faust import streams as faust_streams
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
@@ -41,6 +42,7 @@ MEMBERS: dict[type, tuple[str, ...]] = {
     AIOKafkaConsumerThread: ("_ensure_consumer", "call_thread", "_seek_wait"),
     Recovery: ("_seek_offsets", "_build_offsets"),
     ProducerBuffer: ("__post_init__", "put", "flush", "_send_pending"),
+    faust_streams.Stream: ("noack_take", "ack"),
     TableManager: ("recovery", "changelog_topics"),
 }
 # State a Faust consumer keeps in attributes its constructor sets, which orderflow reads and
@@ -54,7 +56,10 @@ CONSUMER_STATE = (
     "_unacked_messages",
 )
 # Module-level names.
-MODULE_NAMES: dict[object, tuple[str, ...]] = {tuples: ("ack_lock",)}
+MODULE_NAMES: dict[object, tuple[str, ...]] = {
+    tuples: ("ack_lock",),
+    faust_streams: ("_current_event",),  # which event's partition a table write goes to
+}
 
 
 class IncompatibleFaust(OrderflowError):

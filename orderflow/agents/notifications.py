@@ -20,7 +20,7 @@ from orderflow.domain import notifications
 from orderflow.notifications.channels import Channel, WebhookChannel
 from orderflow.observability import metrics
 from orderflow.resilience.breaker import CircuitBreaker
-from orderflow.resilience.handling import process
+from orderflow.resilience.handling import process_by_key
 from orderflow.schemas.codec import SchemaError
 from orderflow.settings import Settings
 from orderflow.tables.typed import TypedTable
@@ -84,7 +84,8 @@ def register(app: OrderflowApp) -> None:
             await notify(sent, channel, breaker, event)
 
         try:
-            await process(app, stream, handle, "notifications")
+            # Deliveries of different orders overlap; one order's events stay in order.
+            await process_by_key(app, stream, handle, "notifications")
         finally:
             if channel is not None:
                 await channel.close()

@@ -27,7 +27,7 @@ from orderflow.payments.gateway import (
     PaymentGateway,
 )
 from orderflow.resilience.breaker import BreakerOpen, CircuitBreaker
-from orderflow.resilience.handling import process
+from orderflow.resilience.handling import process_by_key
 from orderflow.schemas.codec import SchemaError
 from orderflow.tables.typed import TypedTable
 from orderflow.topics import Bus, publish
@@ -138,6 +138,7 @@ def register(app: OrderflowApp) -> None:
         gateway = HttpPaymentGateway(settings.payment_gateway_url, timeout=settings.payment_timeout)
         processor = PaymentProcessor(gateway, app.breaker(BREAKER), app.data.payments, app.bus)
         try:
-            await process(app, stream, processor, "payments")
+            # Gateway calls of different orders overlap; one order's commands stay in order.
+            await process_by_key(app, stream, processor, "payments")
         finally:
             await gateway.close()

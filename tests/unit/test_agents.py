@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from orderflow import schemas
 from orderflow.agents import catalog as catalog_agent
@@ -352,11 +353,21 @@ async def run_notifications(
     monkeypatch: pytest.MonkeyPatch, channel: RecordingChannel | None, *events: schemas.Message
 ) -> None:
     monkeypatch.setattr(notifications_agent, "configured_channel", lambda settings: channel)
+    before = handled("notifications")
     async with agent_named("notifications.customer_notifications").test_context() as agent:
         for event in events:
             await agent.put(event.dumps(), key=event.correlation_id)
-        # A retried delivery ends after put() returns: wait until every event is handled.
-        await asyncio.wait_for(app.in_flight.wait_idle(), 10)
+        # Events are handled in batches, and a retried delivery ends after put() returns:
+        # wait until every event is handled.
+        async with asyncio.timeout(10):
+            while handled("notifications") < before + len(events):  # noqa: ASYNC110 (a metric)
+                await asyncio.sleep(0.01)
+
+
+def handled(handler: str) -> float:
+    """Messages the handler has finished (orderflow_events_processed_total)."""
+    count = REGISTRY.get_sample_value("orderflow_events_processed_total", {"handler": handler})
+    return count or 0.0
 
 
 async def test_each_outcome_is_notified_once_however_often_it_arrives(
