@@ -98,11 +98,12 @@ async def sample_forever(
     outbox_age: Callable[[], Awaitable[float | None]],
     saga_lag: Callable[[], Awaitable[int | None]],
     sleep: Callable[[float], Awaitable[None]],
+    stopping: Callable[[], bool],
 ) -> None:
     """Keep ``admission`` up to date. A signal that cannot be read (PostgreSQL down, no
     partitions yet) counts as no backlog: refusing orders then would not protect anything, and
     the intake answers 503 by itself when PostgreSQL is down."""
-    while True:
+    while not stopping():
         try:
             age = await outbox_age()
             lag = await saga_lag()
@@ -141,6 +142,10 @@ def register(app: OrderflowApp) -> None:
         return lag
 
     async def sample_backlog() -> None:
-        await sample_forever(app.admission, outbox_age, saga_lag, app.sleep)
+        # app.sleep returns at once when the worker stops: the loop must end then, or it would
+        # spin (the consumer's thread is gone) and hang the stop.
+        await sample_forever(
+            app.admission, outbox_age, saga_lag, app.sleep, lambda: app.should_stop
+        )
 
     app.task(sample_backlog)

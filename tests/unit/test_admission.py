@@ -73,7 +73,24 @@ async def test_the_sampler_keeps_going_when_a_signal_fails(
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await sample_forever(admission, outbox_age, saga_lag, sleep)
+        await sample_forever(admission, outbox_age, saga_lag, sleep, lambda: False)
     assert "sampling the backlog failed" in caplog.text
     assert admission.backlog == Backlog(0.0, 10)  # an unreadable outbox counts as none
     assert admission.refusal() is None
+
+
+async def test_the_sampler_ends_when_the_worker_stops() -> None:
+    admission = Admission(max_outbox_age=5.0, max_saga_lag=1000)
+    samples = 0
+
+    async def signal() -> int:
+        nonlocal samples
+        samples += 1
+        return 0
+
+    async def no_wait(seconds: float) -> None:  # as app.sleep once the worker stops
+        return None
+
+    async with asyncio.timeout(5):
+        await sample_forever(admission, signal, signal, no_wait, lambda: samples >= 6)
+    assert samples == 6  # three samples of two signals, then it ended by itself
