@@ -113,6 +113,25 @@ class SeekSafeConsumer(Consumer):
         """
         await super().seek_wait({tp: _reading_start(offset) for tp, offset in partitions.items()})
 
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's periodic check that a partition's events flow, except for a partition whose
+        position the client does not know yet.
+
+        Faust reads the client's position of every assigned partition; while a seek is still
+        to be carried out (a seek to the beginning, which this consumer makes for every stream
+        partition of a new deployment) the client asserts on that read, and the worker crashed
+        (``AssertionError`` in ``_commit_livelock_detector``). Such a partition has nothing to
+        check yet: it is checked again in the next round.
+        """
+        client: AIOKafkaConsumer = self._thread._ensure_consumer()
+        assignment = client._fetcher._subscriptions.subscription.assignment
+        state = (
+            assignment.state_value(TopicPartition(tp.topic, tp.partition)) if assignment else None
+        )
+        if state is None or not state.has_valid_position:
+            return
+        super().verify_event_path(now, tp)
+
     async def _seek_stream_partitions(self) -> Mapping[TP, int | None]:
         """On the consumer thread: each assigned partition that is not a changelog, sought to
         its committed offset, or to the beginning of the partition when none is committed (the

@@ -9,11 +9,15 @@ a stream finishes a message, and the commits are what its periodic commit would 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.consumer.fetcher import OffsetResetStrategy
+from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.tables.recovery import Recovery
 from faust.types import TP, Message
@@ -374,3 +378,36 @@ def test_the_app_reads_with_it() -> None:
     consumer: Any = app._new_consumer()
     consumer._thread.thread_loop.close()
     assert isinstance(consumer, SeekSafeConsumer)
+
+
+def client_awaiting_a_seek(tp: TP) -> Any:
+    """aiokafka's consumer with ``tp`` assigned, fetched from, its highwater known and its
+    position not: a seek to the beginning is still to be carried out."""
+    subscriptions = SubscriptionState()
+    subscriptions.assign_from_user({TopicPartition(tp.topic, tp.partition)})
+    state = subscriptions.subscription.assignment.state_value(  # type: ignore[union-attr]
+        TopicPartition(tp.topic, tp.partition)
+    )
+    state.await_reset(OffsetResetStrategy.EARLIEST)
+    state.timestamp = time.time() * 1000  # a fetch request was just sent
+    state.highwater = 100
+    return SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
+
+
+async def test_faust_alone_crashes_checking_a_partition_whose_seek_is_pending(
+    partition: Callable[..., Partition],
+) -> None:
+    faust_alone = partition(app.transport.Consumer)
+    faust_alone.consumer._thread._ensure_consumer = lambda: client_awaiting_a_seek(PARTITION)
+    faust_alone.consumer._thread.time_started = time.monotonic()
+    with pytest.raises(AssertionError):
+        faust_alone.consumer.verify_event_path(time.monotonic(), PARTITION)
+
+
+async def test_a_partition_whose_seek_is_pending_is_checked_next_round(
+    partition: Callable[..., Partition],
+) -> None:
+    safe = partition(SeekSafeConsumer)
+    safe.consumer._thread._ensure_consumer = lambda: client_awaiting_a_seek(PARTITION)
+    safe.consumer._thread.time_started = time.monotonic()
+    safe.consumer.verify_event_path(time.monotonic(), PARTITION)  # no AssertionError
