@@ -8,13 +8,16 @@ neither reads the environment nor connects to anything.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import ConsumerT, ProducerT
 
+from orderflow import faust_options
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, tracing
@@ -22,6 +25,7 @@ from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
 from orderflow.resilience import local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
+from orderflow.resilience.data_dir_lock import DataDirLock
 from orderflow.resilience.in_flight import InFlight
 from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -58,6 +62,8 @@ class OrderflowApp(faust.App):
         self.held_topics: set[str] = set()
         # Events the agents and sinks are working on (what a rebalance waits for).
         self.in_flight = InFlight()
+        # Taken when the worker starts: one worker per data directory.
+        self.data_dir_lock: DataDirLock | None = None
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""
@@ -101,6 +107,19 @@ class OrderflowApp(faust.App):
         return producer
 
     async def on_first_start(self) -> None:
+        # `faust worker --web-port/--web-host/--web-bind` changed the configuration after the
+        # app was made from the settings: the settings follow (orderflow.faust_options).
+        self.settings = faust_options.with_worker_options(
+            self.settings,
+            data_dir=Path(self.conf.datadir),
+            web_port=self.conf.web_port,
+            web_bind=self.conf.web_bind,
+            web_host=self.conf.web_host,
+        )
+        # Before anything touches the data directory: a second worker sharing it would discard
+        # this one's tables (orderflow.resilience.data_dir_lock). Refused, the worker stops.
+        self.data_dir_lock = DataDirLock(self.settings.data_dir)
+        self.data_dir_lock.acquire(web=str(self.conf.canonical_url))
         # Before any table opens: local tables left by a run that did not stop cleanly may
         # hold writes that Kafka never got (see orderflow.resilience.local_state).
         local_state.claim(self.conf.datadir, self.conf.tabledir)
@@ -125,6 +144,8 @@ class OrderflowApp(faust.App):
                     "unmarked, and the next start rebuilds them from the changelogs",
                     undelivered,
                 )
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:
@@ -151,6 +172,9 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Faust's name for the advertised host: `faust worker --web-port` builds the canonical
+        # URL from it, so that option keeps the advertised host.
+        web_host=faust_options.canonical_host(settings),
         canonical_url=settings.canonical_url,
         # Faust serves every table over HTTP by default; orderflow exposes its own views only.
         web_tables_enabled=False,
@@ -181,7 +205,8 @@ def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES)
 
 @cache
 def _platform_app() -> OrderflowApp:
-    return create_app(Settings.from_env())
+    # `faust --datadir DIR` reaches the app as F_DATADIR, before the app exists.
+    return create_app(faust_options.with_faust_datadir(Settings.from_env(), os.environ))
 
 
 def __getattr__(name: str) -> OrderflowApp:
