@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,8 @@ class OrderflowApp(faust.App):
         # Faust's buffer can let a commit get ahead of table writes still in it.
         producer = super()._new_producer()
         producer_buffer.install(producer)
+        if self.settings.topic_min_insync_replicas:
+            _set_min_insync_replicas(producer, self.settings.topic_min_insync_replicas)
         return producer
 
     async def on_first_start(self) -> None:
@@ -146,6 +148,26 @@ class OrderflowApp(faust.App):
                 )
         if self.data_dir_lock is not None:
             self.data_dir_lock.release()
+
+
+def _set_min_insync_replicas(producer: ProducerT, replicas: int) -> None:
+    """Every topic the app creates (its own, the tables' changelogs, repartition topics and
+    dead-letter twins all go through the producer's create_topic) gets min.insync.replicas,
+    unless the topic's own config says otherwise. Topics that exist already keep theirs."""
+    create_topic = producer.create_topic
+
+    async def create(
+        topic: str,
+        partitions: int,
+        replication: int,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        config = {"min.insync.replicas": replicas, **(config or {})}
+        await create_topic(topic, partitions, replication, config=config, **options)
+
+    producer.create_topic = create  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings, *, modules: Sequence[str] = PLATFORM_MODULES) -> OrderflowApp:

@@ -1,4 +1,5 @@
-"""One worker per data directory, and Faust's own --datadir and --web-port, on real workers.
+"""How a real worker starts: one worker per data directory, Faust's own --datadir and
+--web-port, and the topic configuration it creates its topics with.
 
 A worker pointed at a data directory another worker is using refuses to start, names the
 process that has it, and leaves that worker's tables alone (before the lock, the second worker
@@ -7,11 +8,15 @@ discarded the first one's RocksDB files and the first failed with FileNotFoundEr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.support.workers import REPO, WorkerProcess, free_port, http_get
 
@@ -24,7 +29,28 @@ def wait_exit(worker: WorkerProcess, within: float) -> int:
         raise AssertionError(f"{worker.name} did not refuse:\n{worker.log_tail()}") from None
 
 
-def test_a_data_dir_in_use_is_refused_and_faust_options_are_honoured(
+# DescribeConfigs' config_source for a value set on the topic itself.
+DYNAMIC_TOPIC_CONFIG = 1
+
+
+async def min_insync_replicas(bootstrap: str, topics: list[str]) -> dict[str, tuple[str, int]]:
+    """min.insync.replicas of each topic: (value, where it comes from)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        wanted = {"min.insync.replicas": None}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t, wanted) for t in topics]
+        found = {}
+        for response in await admin.describe_configs(resources):
+            for _error, _message, _type, topic, entries in response.resources:
+                (entry,) = entries
+                found[topic] = (entry[1], entry[3])
+        return found
+    finally:
+        await admin.close()
+
+
+def test_data_dir_lock_faust_options_and_topic_config(
     kafka_bootstrap: str, database_url: str, run_id: str, tmp_path: Path
 ) -> None:
     shared = tmp_path / "shared"
@@ -34,6 +60,8 @@ def test_a_data_dir_in_use_is_refused_and_faust_options_are_honoured(
         "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
         "ORDERFLOW_DATABASE_URL": database_url,
         "ORDERFLOW_TOPIC_PARTITIONS": "2",
+        # The local broker has one replica per topic: 1 is what can be set here.
+        "ORDERFLOW_TOPIC_MIN_INSYNC_REPLICAS": "1",
         # What the options below must win over.
         "ORDERFLOW_WEB_PORT": str(free_port()),
         "ORDERFLOW_DATA_DIR": str(tmp_path / "from-the-environment"),
@@ -59,6 +87,12 @@ def test_a_data_dir_in_use_is_refused_and_faust_options_are_honoured(
         tables = sorted((shared / "v1" / "tables").iterdir())
         assert tables, "the worker keeps no tables in its --datadir"
         assert not (tmp_path / "from-the-environment").exists()
+
+        # The topics the worker created carry min.insync.replicas as a topic setting: its
+        # own topics and the tables' changelogs alike.
+        topics = [f"{run_id}.datadir.orders.commands", f"{run_id}-datadir-sagas-changelog"]
+        configs = asyncio.run(min_insync_replicas(kafka_bootstrap, topics))
+        assert configs == dict.fromkeys(topics, ("1", DYNAMIC_TOPIC_CONFIG))
 
         # `orderflow worker -D DIR`: refused before Faust starts, with a one-line reason.
         started = time.monotonic()
