@@ -69,6 +69,10 @@ async def sample_gauges() -> None:
     sampler = Sampler()
     while True:
         await app.sleep(SAMPLE_INTERVAL)
+        # app.sleep returns at once when the worker stops: sampling then would fail at once
+        # (the consumer's thread is gone) without ever yielding, and the stop would hang.
+        if app.should_stop:
+            return
         if app.rebalancing:
             continue
         try:
