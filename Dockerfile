@@ -11,6 +11,9 @@ RUN useradd --uid 10001 --create-home orderflow && mkdir -p /var/lib/orderflow \
 COPY --from=build /install /usr/local
 USER orderflow
 ENV ORDERFLOW_DATA_DIR=/var/lib/orderflow ORDERFLOW_WEB_HOST=0.0.0.0
+# Logs reach the container runtime at once; nothing is written next to the code (the root
+# filesystem is read-only on Kubernetes).
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 6066
 ENTRYPOINT ["orderflow"]
 CMD ["worker"]

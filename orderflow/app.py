@@ -10,13 +10,16 @@ each bounded context to register its agents, tasks and views on it.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import ConsumerT, ProducerT, TopicT
 
-from orderflow import faust_surface, topics
+from orderflow import faust_options, faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
 from orderflow.db import Database
 from orderflow.intake import admission
@@ -27,6 +30,7 @@ from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
 from orderflow.resilience import dlq, local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
+from orderflow.resilience.data_dir_lock import DataDirLock
 from orderflow.resilience.in_flight import InFlight
 from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import ProcessingGuarantee, Settings
@@ -81,6 +85,8 @@ class OrderflowApp(faust.App):
         self.in_flight = InFlight()
         # Whether new orders are let in, from the saga's backlog (orderflow.intake.admission).
         self.admission = Admission(settings.intake_max_outbox_age, settings.intake_max_saga_lag)
+        # Taken when the worker starts: one worker per data directory.
+        self.data_dir_lock: DataDirLock | None = None
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""
@@ -125,9 +131,24 @@ class OrderflowApp(faust.App):
         # Faust's buffer can let a commit get ahead of table writes still in it.
         producer = super()._new_producer()
         producer_buffer.install(producer)
+        if self.settings.topic_min_insync_replicas:
+            _set_min_insync_replicas(producer, self.settings.topic_min_insync_replicas)
         return producer
 
     async def on_first_start(self) -> None:
+        # `faust worker --web-port/--web-host/--web-bind` changed the configuration after the
+        # app was made from the settings: the settings follow (orderflow.faust_options).
+        self.settings = faust_options.with_worker_options(
+            self.settings,
+            data_dir=Path(self.conf.datadir),
+            web_port=self.conf.web_port,
+            web_bind=self.conf.web_bind,
+            web_host=self.conf.web_host,
+        )
+        # Before anything touches the data directory: a second worker sharing it would discard
+        # this one's tables (orderflow.resilience.data_dir_lock). Refused, the worker stops.
+        self.data_dir_lock = DataDirLock(self.settings.data_dir)
+        self.data_dir_lock.acquire(web=str(self.conf.canonical_url))
         # Before any table opens: local tables left by a run that did not stop cleanly may
         # hold writes that Kafka never got (see orderflow.resilience.local_state).
         local_state.claim(self.conf.datadir, self.conf.tabledir)
@@ -152,6 +173,28 @@ class OrderflowApp(faust.App):
                     "unmarked, and the next start rebuilds them from the changelogs",
                     undelivered,
                 )
+        if self.data_dir_lock is not None:
+            self.data_dir_lock.release()
+
+
+def _set_min_insync_replicas(producer: ProducerT, replicas: int) -> None:
+    """Every topic the app creates (its own, the tables' changelogs, repartition topics and
+    dead-letter twins all go through the producer's create_topic) gets min.insync.replicas,
+    unless the topic's own config says otherwise. Topics that exist already keep theirs."""
+    create_topic = producer.create_topic
+
+    async def create(
+        topic: str,
+        partitions: int,
+        replication: int,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        config = {"min.insync.replicas": replicas, **(config or {})}
+        await create_topic(topic, partitions, replication, config=config, **options)
+
+    producer.create_topic = create  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings, *, platform: bool = True) -> OrderflowApp:
@@ -180,6 +223,9 @@ def create_app(settings: Settings, *, platform: bool = True) -> OrderflowApp:
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Faust's name for the advertised host: `faust worker --web-port` builds the canonical
+        # URL from it, so that option keeps the advertised host.
+        web_host=faust_options.canonical_host(settings),
         canonical_url=settings.canonical_url,
         # Faust serves every table over HTTP by default; orderflow exposes its own views only.
         web_tables_enabled=False,
@@ -220,7 +266,8 @@ def _register_platform(app: OrderflowApp) -> None:
 
 @cache
 def _platform_app() -> OrderflowApp:
-    return create_app(Settings.from_env())
+    # `faust --datadir DIR` reaches the app as F_DATADIR, before the app exists.
+    return create_app(faust_options.with_faust_datadir(Settings.from_env(), os.environ))
 
 
 def __getattr__(name: str) -> OrderflowApp:

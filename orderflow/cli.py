@@ -11,13 +11,14 @@ from typing import NoReturn
 
 import click
 
-from orderflow import platform
+from orderflow import faust_options, platform
 from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.loadgen.cli import loadgen
 from orderflow.payments.cli import payment_sim
 from orderflow.projections.cli import projections
 from orderflow.resilience.cli import dlq_group
+from orderflow.resilience.data_dir_lock import DataDirInUse, ensure_free
 from orderflow.schemas.cli import schemas_group
 from orderflow.tables_cli import tables
 
@@ -164,11 +165,59 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     sys.exit(platform.supervise(processes, click.echo))
 
 
+# Faust's own options for where a worker keeps its data and serves its views; `orderflow
+# worker` takes them as Faust users write them and turns them into the ORDERFLOW_* variables
+# (an option wins over its variable), so that the settings, the data directory's lock and the
+# advertised URL all agree (see orderflow.faust_options).
+_WORKER_OPTIONS = {
+    "datadir": "ORDERFLOW_DATA_DIR",
+    "web_port": "ORDERFLOW_WEB_PORT",
+    "web_bind": "ORDERFLOW_WEB_HOST",
+    "web_host": "ORDERFLOW_ADVERTISED_HOST",
+}
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option(
+    "--datadir",
+    "-D",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where this worker keeps its tables (ORDERFLOW_DATA_DIR); one worker per directory.",
+)
+@click.option(
+    "--web-port", "-p", type=click.IntRange(1, 65535), help="Web port (ORDERFLOW_WEB_PORT)."
+)
+@click.option("--web-bind", "-b", help="Address the web views listen on (ORDERFLOW_WEB_HOST).")
+@click.option(
+    "--web-host",
+    "-h",
+    help="Host name the other workers reach this one at (ORDERFLOW_ADVERTISED_HOST).",
+)
 @click.pass_context
-def worker(ctx: click.Context) -> NoReturn:
+def worker(
+    ctx: click.Context,
+    datadir: Path | None,
+    web_port: int | None,
+    web_bind: str | None,
+    web_host: str | None,
+) -> NoReturn:
     """Run a Faust worker of the platform (extra options go to `faust worker`)."""
+    # Faust's F_DATADIR stands for --datadir, as it does for `faust -A orderflow.app worker`.
+    datadir_given = datadir or faust_options.faust_datadir(os.environ)
+    given = {
+        "datadir": datadir_given,
+        "web_port": web_port,
+        "web_bind": web_bind,
+        "web_host": web_host,
+    }
+    for option, value in given.items():
+        if value is not None:
+            os.environ[_WORKER_OPTIONS[option]] = str(value)
     settings = settings_or_exit()
+    try:
+        ensure_free(settings.data_dir)
+    except DataDirInUse as error:
+        raise click.ClickException(str(error)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,

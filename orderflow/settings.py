@@ -176,6 +176,9 @@ class Settings:
     topic_prefix: str = ""
     topic_partitions: int = 8
     topic_replication_factor: int = 1
+    # min.insync.replicas of the topics the workers create (0: the broker's default). With the
+    # producers' acks=all, a write needs that many replicas, so one broker can be lost.
+    topic_min_insync_replicas: int = 0
     store: str = "rocksdb://"
     data_dir: Path = Path("var/data")
     web_host: str = "127.0.0.1"
@@ -273,6 +276,13 @@ class Settings:
             for name in unknown
             if name not in _NOT_SETTINGS
         )
+        replicas = values.get("topic_replication_factor", 1)
+        if values.get("topic_min_insync_replicas", 0) > replicas:
+            problems.append(
+                f"{PREFIX}TOPIC_MIN_INSYNC_REPLICAS={values['topic_min_insync_replicas']}: "
+                f"expected at most {PREFIX}TOPIC_REPLICATION_FACTOR ({replicas}), or no write "
+                "could ever be acknowledged"
+            )
         if problems:
             raise SettingsError(problems)
         return cls(**values)
@@ -290,6 +300,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "topic_prefix": _prefix,
     "topic_partitions": _integer(1, 1024),
     "topic_replication_factor": _integer(1, 16),
+    "topic_min_insync_replicas": _integer(0, 16),
     "store": _store,
     "data_dir": _path,
     "web_host": _host,

@@ -64,20 +64,28 @@ class Sampler:
         metrics.OUTBOX_FAILED.set(lag["failed"])
 
 
+async def sample_gauges(app: OrderflowApp) -> None:
+    """Sample the gauges every SAMPLE_INTERVAL seconds, outside rebalances, until the worker
+    stops."""
+    sampler = Sampler(app)
+    while True:
+        await app.sleep(SAMPLE_INTERVAL)
+        # app.sleep returns at once when the worker stops: sampling then would fail at once
+        # (the consumer's thread is gone) without ever yielding, and the stop would hang.
+        if app.should_stop:
+            return
+        if app.rebalancing:
+            continue
+        try:
+            await sampler.consumer_lag()
+            sampler.table_sizes()
+            await sampler.outbox()
+        except Exception:
+            log.exception("metrics: sampling failed")
+
+
 def register(app: OrderflowApp) -> None:
-    """Sample the gauges every SAMPLE_INTERVAL seconds, outside rebalances."""
+    async def sample() -> None:
+        await sample_gauges(app)
 
-    async def sample_gauges() -> None:
-        sampler = Sampler(app)
-        while True:
-            await app.sleep(SAMPLE_INTERVAL)
-            if app.rebalancing:
-                continue
-            try:
-                await sampler.consumer_lag()
-                sampler.table_sizes()
-                await sampler.outbox()
-            except Exception:
-                log.exception("metrics: sampling failed")
-
-    app.task(sample_gauges)
+    app.task(sample)

@@ -230,8 +230,12 @@ class OutboxRelay:
         self.wake.set()
 
     async def _sleep(self) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # event is set, and under load NOTIFYs set it all the time, so a stopping worker's
+        # cancellation of the relay was lost and the graceful stop hung until SIGKILL.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=POLL_INTERVAL)
+            async with asyncio.timeout(POLL_INTERVAL):
+                await self.wake.wait()
         self.wake.clear()
 
     async def _maybe_prune(self) -> None:

@@ -44,12 +44,24 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 class WorkerProcess:
     """One `faust worker` subprocess in its own session, with its own port and data directory."""
 
-    def __init__(self, app: str, env: dict[str, str], log_path: Path, name: str = "worker") -> None:
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str],
+        log_path: Path,
+        name: str = "worker",
+        *,
+        command: list[str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """``command`` replaces ``python -m faust -A APP worker`` (after the interpreter);
+        ``port`` is where it serves when that is not ORDERFLOW_WEB_PORT."""
         self.app = app
         self.name = name
-        self.port = int(env["ORDERFLOW_WEB_PORT"])
+        self.port = port or int(env["ORDERFLOW_WEB_PORT"])
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
+        self.command = command or ["-m", "faust", "-A", app, "worker", "--loglevel", "info"]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,9 +71,8 @@ class WorkerProcess:
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "faust", "-A", self.app, "worker", "--loglevel", "info"]
         self.process = subprocess.Popen(
-            command,
+            [sys.executable, *self.command],
             cwd=REPO,
             env=self.env,
             stdout=log,

@@ -1,60 +1,331 @@
-"""The Kubernetes manifests hang together, and what they configure is a valid Settings."""
+"""The Kubernetes manifests: what kustomize renders from deploy/k8s and deploy/k8s/production
+passes the Kubernetes API's schemas (offline, strict: no unknown field), and configures what
+the code expects (settings, probes, the data directory, the image's user, the metric the
+autoscaler reads)."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
+from click.testing import CliRunner
 
+from orderflow.cli import main
+from orderflow.observability.metrics import CONSUMER_LAG
 from orderflow.settings import Settings
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+BASE = K8S / "base"
+PRODUCTION = K8S / "production"
+# The oldest Kubernetes the manifests are for, and the newest schemas the validator bundles.
+KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
+DATA_DIR = "/var/lib/orderflow"
+
+Manifests = dict[str, dict[str, Any]]
 
 
-def documents() -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for document in yaml.safe_load_all(path.read_text()):
-            found[f"{document['kind']}/{document['metadata']['name']}"] = document
-    return found
+def kustomize_command() -> list[str]:
+    """`kubectl kustomize`, `kustomize build`, or the kustomize deploy/local/tools.sh built."""
+    if shutil.which("kubectl"):
+        probe = subprocess.run(
+            ["kubectl", "kustomize", "--help"], capture_output=True, timeout=60, check=False
+        )
+        if probe.returncode == 0:
+            return ["kubectl", "kustomize"]
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if os.environ.get("ORDERFLOW_CACHE_DIR"):
+        cache = Path(os.environ["ORDERFLOW_CACHE_DIR"])
+    elif os.geteuid() == 0:
+        cache = Path("/var/cache/orderflow")
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "orderflow"
+    built = sorted(cache.glob("kustomize-*/kustomize"))
+    if not built:
+        pytest.fail("no kubectl or kustomize: run deploy/local/tools.sh (make test does)")
+    return [str(built[-1]), "build"]
 
 
-def test_the_kustomization_lists_every_manifest() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [*kustomize_command(), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def by_name(documents: list[dict[str, Any]]) -> Manifests:
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
+
+
+@pytest.fixture(scope="module")
+def base() -> Manifests:
+    return by_name(kustomize(K8S))
+
+
+@pytest.fixture(scope="module")
+def production() -> Manifests:
+    return by_name(kustomize(PRODUCTION))
+
+
+@pytest.fixture(params=["base", "production"])
+def rendered(request: pytest.FixtureRequest) -> Manifests:
+    manifests: Manifests = request.getfixturevalue(request.param)
+    return manifests
+
+
+def pod_spec(manifests: Manifests, name: str = "StatefulSet/worker") -> dict[str, Any]:
+    spec: dict[str, Any] = manifests[name]["spec"]["template"]["spec"]
+    return spec
+
+
+def worker_container(manifests: Manifests) -> dict[str, Any]:
+    (container,) = pod_spec(manifests)["containers"]
+    return dict(container)
+
+
+def worker_settings(manifests: Manifests, pod: str = "worker-0") -> Settings:
+    """The Settings a worker pod starts with: ConfigMap, Secret and its own env, as the
+    kubelet would assemble them (later sources win; $(POD_NAME) expanded)."""
+    container = worker_container(manifests)
+    env: dict[str, str] = {}
+    for source in container["envFrom"]:
+        if "configMapRef" in source:
+            env.update(manifests[f"ConfigMap/{source['configMapRef']['name']}"]["data"])
+        else:
+            env.update(manifests[f"Secret/{source['secretRef']['name']}"]["stringData"])
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"].replace("$(POD_NAME)", pod)
+    return Settings.from_env(env)
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# -- kustomize and the schemas ------------------------------------------------------------
+
+
+def test_the_base_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    files = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
 
 
-def test_the_workers_settings_are_valid() -> None:
-    manifests = documents()
-    worker = manifests["StatefulSet/worker"]["spec"]["template"]["spec"]["containers"][0]
-    env = {
-        **manifests["ConfigMap/orderflow"]["data"],
-        **manifests["Secret/orderflow"]["stringData"],
-        **{
-            e["name"]: e["value"].replace("$(POD_NAME)", "worker-0")
-            for e in worker["env"]
-            if e["name"].startswith("ORDERFLOW_")
-        },
+def test_the_base_and_production_render(base: Manifests, production: Manifests) -> None:
+    expected = {
+        "Namespace/orderflow",
+        "ConfigMap/orderflow",
+        "Secret/orderflow",
+        "Service/orderflow",
+        "Service/orderflow-workers",
+        "StatefulSet/worker",
+        "PodDisruptionBudget/worker",
+        "Job/migrate",
     }
-    settings = Settings.from_env(env)
-    assert settings.canonical_url == "http://worker-0.orderflow-workers:6066"
+    assert set(base) == expected
+    assert set(production) == {*expected, "HorizontalPodAutoscaler/worker"}
+    for manifests in (base, production):
+        for name, document in manifests.items():
+            if document["kind"] != "Namespace":
+                assert document["metadata"]["namespace"] == "orderflow", name
+            assert document["metadata"]["labels"]["app.kubernetes.io/name"] == "orderflow"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_passes_the_kubernetes_schemas_strictly(
+    rendered: Manifests, version: str
+) -> None:
+    for name, document in rendered.items():
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name} against Kubernetes {version}: {error.message}")
+
+
+def test_strict_validation_rejects_a_misplaced_field(base: Manifests) -> None:
+    # What a typo looks like: a probe written one level too high. Without strict mode it passes.
+    document = yaml.safe_load(yaml.safe_dump(base["StatefulSet/worker"]))
+    document["spec"]["template"]["spec"]["readinessProbe"] = {"httpGet": {"path": "/readyz"}}
+    kubernetes_validate.validate(document, KUBERNETES_VERSIONS[0], strict=False)
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinessProbe"):
+        kubernetes_validate.validate(document, KUBERNETES_VERSIONS[0], strict=True)
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def test_the_configmap_holds_settings_only(rendered: Manifests) -> None:
+    data = rendered["ConfigMap/orderflow"]["data"]
+    # Settings.from_env ignores variables without the prefix: they must not be here.
+    assert all(key.startswith("ORDERFLOW_") for key in data), sorted(data)
+    Settings.from_env(data)  # unknown or invalid ORDERFLOW_* settings raise
+    assert set(rendered["Secret/orderflow"]["stringData"]) == {"ORDERFLOW_DATABASE_URL"}
+
+
+def test_the_workers_settings_are_valid(rendered: Manifests) -> None:
+    settings = worker_settings(rendered, "worker-2")
+    assert settings.canonical_url == "http://worker-2.orderflow-workers:6066"
+    mounts = {m["name"]: m["mountPath"] for m in worker_container(rendered)["volumeMounts"]}
+    assert str(settings.data_dir) == mounts["data"] == DATA_DIR
+    assert settings.web_host == "0.0.0.0"
+    assert settings.processing_guarantee.value == "at_least_once"
+    assert not settings.database_migrate, "the migration Job migrates, not the workers"
+
+
+def test_base_and_production_replication(base: Manifests, production: Manifests) -> None:
+    small = worker_settings(base)
+    assert small.topic_replication_factor == 1
+    assert len(small.bootstrap_servers.split(",")) == 1
+    settings = worker_settings(production)
     assert settings.topic_replication_factor == 3
-    assert str(settings.data_dir) == worker["volumeMounts"][0]["mountPath"]
+    assert settings.topic_min_insync_replicas == 2
+    assert len(settings.bootstrap_servers.split(",")) == 3
 
 
-def test_probes_ports_and_services_agree() -> None:
-    manifests = documents()
-    statefulset = manifests["StatefulSet/worker"]
-    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+# -- the worker pods ----------------------------------------------------------------------
+
+
+def test_probes_ports_and_services_agree(rendered: Manifests) -> None:
+    statefulset = rendered["StatefulSet/worker"]
+    container = worker_container(rendered)
     assert [p["name"] for p in container["ports"]] == ["http"]
+    assert container["ports"][0]["containerPort"] == worker_settings(rendered).web_port
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert statefulset["spec"]["serviceName"] == "orderflow-workers"
-    headless = manifests["Service/orderflow-workers"]["spec"]
-    assert headless["clusterIP"] == "None"
-    assert manifests["Service/orderflow"]["spec"]["ports"][0]["targetPort"] == "http"
-    assert manifests["PodDisruptionBudget/worker"]["spec"]["maxUnavailable"] == 1
+    assert rendered["Service/orderflow-workers"]["spec"]["clusterIP"] == "None"
+    assert rendered["Service/orderflow"]["spec"]["ports"][0]["targetPort"] == "http"
+    workers = statefulset["spec"]["template"]["metadata"]["labels"]
+    migration = rendered["Job/migrate"]["spec"]["template"]["metadata"]["labels"]
+    assert matches(statefulset["spec"]["selector"]["matchLabels"], workers)
+    for service in ("Service/orderflow", "Service/orderflow-workers"):
+        selector = rendered[service]["spec"]["selector"]
+        assert matches(selector, workers), service
+        assert not matches(selector, migration), f"{service} would route to the migration"
+
+
+def test_the_disruption_budget_covers_the_workers(rendered: Manifests) -> None:
+    budget = rendered["PodDisruptionBudget/worker"]["spec"]
+    # policy/v1: a budget without a selector protects no pod.
+    workers = rendered["StatefulSet/worker"]["spec"]["template"]["metadata"]["labels"]
+    assert matches(budget["selector"]["matchLabels"], workers)
+    migration = rendered["Job/migrate"]["spec"]["template"]["metadata"]["labels"]
+    assert not matches(budget["selector"]["matchLabels"], migration)
+    assert budget["maxUnavailable"] == 1
+
+
+def hardened(spec: dict[str, Any], writable: set[str]) -> None:
+    """Non-root, read-only root filesystem, no privilege escalation, no capabilities,
+    resources set, and a volume at every path the process writes to."""
+    pod = spec["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec["containers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"])
+        assert "memory" in resources["limits"]
+        assert {m["mountPath"] for m in container["volumeMounts"]} == writable
+
+
+def test_the_pods_run_hardened(rendered: Manifests) -> None:
+    hardened(pod_spec(rendered), {DATA_DIR, "/tmp"})
+    hardened(pod_spec(rendered, "Job/migrate"), {"/tmp"})
+
+
+def test_the_image_runs_as_the_user_the_manifests_name(rendered: Manifests) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    uid = int(re.search(r"useradd --uid (\d+)", dockerfile).group(1))  # type: ignore[union-attr]
+    assert f"ORDERFLOW_DATA_DIR={DATA_DIR}" in dockerfile
+    for name in ("StatefulSet/worker", "Job/migrate"):
+        assert pod_spec(rendered, name)["securityContext"]["runAsUser"] == uid
+    # The data volume is writable by that user's group.
+    assert pod_spec(rendered)["securityContext"]["fsGroup"] == uid
+
+
+def test_workers_keep_apart(base: Manifests, production: Manifests) -> None:
+    labels = base["StatefulSet/worker"]["spec"]["template"]["metadata"]["labels"]
+    preferred = pod_spec(base)["affinity"]["podAntiAffinity"]
+    (term,) = preferred["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert matches(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
+    # Production: one worker per node, a requirement.
+    required = pod_spec(production)["affinity"]["podAntiAffinity"]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in required
+    (rule,) = required["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert rule["topologyKey"] == "kubernetes.io/hostname"
+    assert matches(rule["labelSelector"]["matchLabels"], labels)
+
+
+# -- the migration Job --------------------------------------------------------------------
+
+
+def test_the_migration_job_runs_orderflow_db_migrate(rendered: Manifests) -> None:
+    job = pod_spec(rendered, "Job/migrate")
+    (container,) = job["containers"]
+    worker = worker_container(rendered)
+    assert container["image"] == worker["image"]
+    assert container["envFrom"] == worker["envFrom"]
+    assert container["args"] == ["db", "migrate"]
+    assert job["restartPolicy"] in ("OnFailure", "Never")
+    result = CliRunner().invoke(main, [*container["args"], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+# -- production ---------------------------------------------------------------------------
+
+
+def test_production_scales_on_consumer_lag(production: Manifests) -> None:
+    hpa = production["HorizontalPodAutoscaler/worker"]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "worker",
+    }
+    assert hpa["minReplicas"] >= 3
+    # More workers than partitions would own nothing.
+    assert hpa["maxReplicas"] <= worker_settings(production).topic_partitions
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "External"
+    # The gauge every worker exports (see orderflow.observability.metrics).
+    assert metric["external"]["metric"]["name"] == CONSUMER_LAG.describe()[0].name
+    assert metric["external"]["target"]["type"] == "AverageValue"
+    # Every change of size is a rebalance: scaling down waits and goes one worker at a time.
+    down = hpa["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 300
+    assert down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+    # The autoscaler owns the number of workers; an apply must not reset it.
+    assert "replicas" not in production["StatefulSet/worker"]["spec"]
+
+
+def test_production_runs_a_released_image(base: Manifests, production: Manifests) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert images(production) == {f"orderflow:{version}"}
+    assert images(base) == {"orderflow:latest"}
+
+
+def images(manifests: Manifests) -> set[str]:
+    return {
+        container["image"]
+        for name in ("StatefulSet/worker", "Job/migrate")
+        for container in pod_spec(manifests, name)["containers"]
+    }

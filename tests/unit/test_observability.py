@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -108,3 +109,37 @@ def test_with_tracing_off_nothing_is_created_or_injected() -> None:
         )
     finally:
         tracing._STATE["enabled"] = enabled
+
+
+async def test_the_gauge_sampler_ends_when_the_worker_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once the worker stops, app.sleep returns at once and the consumer's thread is gone: a
+    # sampler that went on would fail at once, over and over, and the stop would hang (a
+    # scale-out test saw a graceful stop end in SIGKILL that way).
+    from orderflow.app import create_app
+    from orderflow.observability import sampler
+    from orderflow.settings import Settings
+
+    app = create_app(Settings(store="memory://"))
+
+    sampled: list[str] = []
+
+    class KeptSampling(BaseException):  # not an Exception: the sampler's handler lets it out
+        pass
+
+    async def consumer_lag(self: sampler.Sampler) -> None:
+        sampled.append("consumer_lag")
+        if len(sampled) > 3:
+            raise KeptSampling
+        raise RuntimeError("Event loop is closed")
+
+    monkeypatch.setattr(sampler.Sampler, "consumer_lag", consumer_lag)
+    app._stopped.set()
+    try:
+        await asyncio.wait_for(sampler.sample_gauges(app), timeout=5)
+    except KeptSampling:
+        pytest.fail("the sampler went on sampling after the worker stopped")
+    finally:
+        app._stopped.clear()
+    assert sampled == []

@@ -21,6 +21,7 @@ def test_every_variable_is_parsed_to_its_type() -> None:
             "ORDERFLOW_TOPIC_PREFIX": "eu.",
             "ORDERFLOW_TOPIC_PARTITIONS": "12",
             "ORDERFLOW_TOPIC_REPLICATION_FACTOR": "3",
+            "ORDERFLOW_TOPIC_MIN_INSYNC_REPLICAS": "2",
             "ORDERFLOW_STORE": "memory://",
             "ORDERFLOW_DATA_DIR": "/var/lib/orderflow",
             "ORDERFLOW_WEB_HOST": "0.0.0.0",
@@ -37,6 +38,7 @@ def test_every_variable_is_parsed_to_its_type() -> None:
     assert settings.broker_url == "kafka://k1:9092;kafka://k2:9093"
     assert settings.topic_partitions == 12
     assert settings.topic_replication_factor == 3
+    assert settings.topic_min_insync_replicas == 2
     assert settings.data_dir == Path("/var/lib/orderflow")
     assert settings.web_port == 8080
     assert settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
@@ -83,6 +85,19 @@ def test_all_problems_are_reported_together() -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"ORDERFLOW_WEB_PORT": "x", "ORDERFLOW_STORE": "y"})
     assert len(raised.value.problems) == 2
+
+
+def test_min_insync_replicas_cannot_exceed_the_replication_factor() -> None:
+    assert Settings().topic_min_insync_replicas == 0  # the broker's default
+    with pytest.raises(SettingsError, match=r"TOPIC_MIN_INSYNC_REPLICAS=2: expected at most"):
+        Settings.from_env({"ORDERFLOW_TOPIC_MIN_INSYNC_REPLICAS": "2"})
+    with pytest.raises(SettingsError, match=r"REPLICATION_FACTOR \(2\)"):
+        Settings.from_env(
+            {
+                "ORDERFLOW_TOPIC_REPLICATION_FACTOR": "2",
+                "ORDERFLOW_TOPIC_MIN_INSYNC_REPLICAS": "3",
+            }
+        )
 
 
 def test_a_misspelt_variable_is_an_error_not_a_silent_default() -> None:
