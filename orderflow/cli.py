@@ -177,6 +177,11 @@ _WORKER_OPTIONS = {
 }
 
 
+def faust_log_level(level: str) -> str:
+    """ORDERFLOW_LOG_LEVEL as `faust worker --loglevel` spells it (WARN, not WARNING)."""
+    return {"WARNING": "warn"}.get(level.upper(), level.lower())
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "--datadir",
@@ -227,7 +232,7 @@ def worker(
         "orderflow.app",
         "worker",
         "--loglevel",
-        settings.log_level.lower(),
+        faust_log_level(settings.log_level),
         *ctx.args,
     ]
     os.execv(sys.executable, argv)

@@ -30,3 +30,14 @@ def test_infra_rejects_an_unknown_service() -> None:
     result = CliRunner().invoke(main, ["infra", "up", "--only", "kafka,redis"])
     assert result.exit_code == 2
     assert "unknown service(s) redis" in result.output
+
+
+def test_every_log_level_the_settings_accept_is_one_faust_worker_accepts() -> None:
+    from faust.cli.base import LOGLEVELS
+
+    from orderflow.cli import faust_log_level
+    from orderflow.settings import Settings
+
+    for level in ("debug", "info", "warning", "error"):
+        setting = Settings.from_env({"ORDERFLOW_LOG_LEVEL": level}).log_level
+        assert faust_log_level(setting).upper() in LOGLEVELS
