@@ -63,6 +63,12 @@ class Orders(ApiView):
         except InvalidOrder as invalid:
             errors = [{"field": e.field, "message": e.message} for e in invalid.errors]
             raise Problem(422, f"the order is invalid: {invalid}", errors=errors) from None
+        if (refusal := self.platform.admission.refusal()) is not None:
+            raise Problem(
+                503,
+                f"new orders are not taken right now: {refusal.reason}; retry later",
+                headers={"Retry-After": str(refusal.retry_after)},
+            )
         order_id = uuid.uuid4().hex
         place = schemas.PlaceOrder(
             **schemas.envelope(order_id),

@@ -25,10 +25,13 @@ MAX_BODY_BYTES = 1 << 20
 class Problem(Exception):
     """Raised by a view to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
         self.extensions = extensions
 
 
@@ -41,7 +44,12 @@ def problem_response(view: View, problem: Problem, instance: str) -> Response:
         "instance": instance,
         **problem.extensions,
     }
-    return view.bytes(orjson.dumps(document), content_type=PROBLEM_JSON, status=problem.status)
+    return view.bytes(
+        orjson.dumps(document),
+        content_type=PROBLEM_JSON,
+        status=problem.status,
+        headers=problem.headers or None,
+    )
 
 
 async def read_json(view: View, request: Request, *, required: bool = True) -> Any:
