@@ -18,6 +18,7 @@ from faust.types import ConsumerT, ProducerT, TopicT
 
 from orderflow import faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
+from orderflow.auth.guard import Guard
 from orderflow.db import Database
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, sampler, tracing
@@ -64,6 +65,8 @@ class OrderflowApp(faust.App):
 
     bus: Bus
     data: Tables
+    # Bearer tokens, rate limits and forwarding marks of the API (set with the views).
+    guard: Guard
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(settings.app_id, **options)

@@ -183,10 +183,11 @@ def product_search(query: Mapping[str, str]) -> Search:
     return Search(body, page, size)
 
 
-def order_search(query: Mapping[str, str]) -> Search:
+def order_search(query: Mapping[str, str], *, only_customer: str | None = None) -> Search:
     """GET /api/v1/orders/search?customer=&status=&sku=&min_total=&max_total=&from=&to=&sort=
     &page=&size= (``from`` inclusive, ``to`` exclusive, bound the time the order was placed;
-    a time without a zone is UTC)."""
+    a time without a zone is UTC). ``only_customer`` confines it to that customer's orders
+    whatever the parameters say (a customer searching)."""
     params = _Params(query)
     customer = params.text("customer", 100)
     statuses = [s.upper() for s in params.values("status")]
@@ -212,6 +213,8 @@ def order_search(query: Mapping[str, str]) -> Search:
         filters.append({"range": {"placed_at": {k: v for k, v in bounds.items() if v}}})
     if customer:
         filters.append({"term": {"customer_id": customer}})
+    if only_customer is not None:
+        filters.append({"term": {"customer_id": only_customer}})
     if statuses:
         filters.append({"terms": {"status": statuses}})
     if skus:

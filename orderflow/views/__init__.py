@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orderflow.auth.guard import Guard
 from orderflow.views import admin, dead_letters, inventory, metrics, orders, products, sagas, search
 
 if TYPE_CHECKING:
@@ -13,6 +14,8 @@ MODULES = (orders, inventory, products, search, sagas, admin, dead_letters, metr
 
 
 def register(app: OrderflowApp) -> None:
+    # Before any route: a worker without a way to verify tokens must not serve the API.
+    app.guard = Guard.from_settings(app.settings)
     for module in MODULES:
         for path, view in module.ROUTES.items():
             app.page(path)(view)

@@ -7,6 +7,7 @@ from faust.web import Request, Response
 
 from orderflow import intake, schemas, topics
 from orderflow.domain import orders
+from orderflow.views.access import ADMIN, ANY_ROLE, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
@@ -15,6 +16,8 @@ MAX_DELTA = 1_000_000
 
 
 class Stock(ApiView):
+    operations = serves(get=Operation("A sku's stock", ANY_ROLE, "reads", errors=(404, 503)))
+
     async def get(self, request: Request, sku: str) -> Response:
         async def answer() -> Response:
             level = self.platform.data.stock_level(sku)
@@ -34,6 +37,16 @@ class Stock(ApiView):
 
 
 class StockAdjustments(ApiView):
+    operations = serves(
+        post=Operation(
+            "Adjust a sku's stock (restock, write-off)",
+            ADMIN,
+            "admin",
+            status=202,
+            errors=(400, 409, 413, 415, 422, 503),
+        )
+    )
+
     async def post(self, request: Request, sku: str) -> Response:
         body = await read_json(self, request)
         if not isinstance(body, dict):
