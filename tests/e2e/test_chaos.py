@@ -26,6 +26,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.e2e.test_table_recovery import EXACTLY_ONCE_LOSES_UPDATES
+from tests.support import auth
 from tests.support.read_models import customer_lists
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
 
@@ -228,7 +229,7 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
     placed: dict[str, Any] = {}
     kills: list[float] = []
     timeout = aiohttp.ClientTimeout(total=45)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(headers=auth.admin(), timeout=timeout) as session:
         for sku in SKUS:
             status, _ = await call(
                 session, "POST", f"{first.url}/api/v1/inventory/{sku}/adjustments",
