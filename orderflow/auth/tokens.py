@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 HMAC_ALGORITHM = "HS256"
 KEY_ALGORITHMS = ("RS256", "ES256")
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
-MAX_TOKEN_LENGTH = 8192
+MAX_TOKEN_LENGTH = 4096
 MAX_SUBJECT_LENGTH = 100  # a customer id's bound (orderflow.domain.orders.MAX_ID_LENGTH)
 
 
