@@ -23,11 +23,20 @@ from orderflow.tables.typed import TypedTable
 from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
-from orderflow.views.scans import WorkerScan, merge, parse_limit, select
+from orderflow.views.scans import MAX_LIMIT, WorkerScan, merge, parse_limit, select
 
 log = logging.getLogger(__name__)
 
 SCAN_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def scan_parameters() -> list[dict[str, Any]]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    prefix = {"type": "string", "maxLength": MAX_PREFIX}
+    return [
+        {"name": "prefix", "in": "query", "required": False, "schema": prefix},
+        {"name": "limit", "in": "query", "required": False, "schema": limit},
+    ]
 
 
 def _typed(view: ApiView, name: str) -> TypedTable[Any]:
@@ -82,12 +91,18 @@ class TableLocalScan(ApiView):
     """The matching keys of this worker's active partitions only."""
 
     operations = serves(
-        get=Operation("Keys of this worker's partitions", ADMIN, "admin", errors=(400, 404))
+        get=Operation(
+            "Keys of this worker's partitions",
+            ADMIN,
+            "admin",
+            query=scan_parameters,
+            errors=(400, 404),
+        )
     )
 
     async def get(self, request: Request, table: str) -> Response:
         typed = _typed(self, table)
-        scan = local_scan(self.app, typed, request.query.get("prefix", ""), _limit(request))
+        scan = local_scan(self.app, typed, _prefix(request), _limit(request))
         return json_response(
             self,
             {
@@ -103,12 +118,18 @@ class TableScan(ApiView):
     """The matching keys of every worker, merged."""
 
     operations = serves(
-        get=Operation("Keys of every worker, merged", ADMIN, "admin", errors=(400, 404, 503))
+        get=Operation(
+            "Keys of every worker, merged",
+            ADMIN,
+            "admin",
+            query=scan_parameters,
+            errors=(400, 404, 503),
+        )
     )
 
     async def get(self, request: Request, table: str) -> Response:
         typed = _typed(self, table)
-        prefix, limit = request.query.get("prefix", ""), _limit(request)
+        prefix, limit = _prefix(request), _limit(request)
         workers = sorted(self.app.router.table_metadata(typed.name))
         if not workers:
             raise Problem(503, "no worker holds this table right now (the group is rebalancing)")
@@ -173,6 +194,16 @@ def _worker_scan(url: str, status: int, body: bytes) -> WorkerScan:
         )
     except (TypeError, KeyError, ValueError):
         return WorkerScan(url, error="the answer is not a local-scan document")
+
+
+MAX_PREFIX = 256
+
+
+def _prefix(request: Request) -> str:
+    prefix = request.query.get("prefix", "")
+    if len(prefix) > MAX_PREFIX:
+        raise Problem(400, f"prefix may be at most {MAX_PREFIX} characters")
+    return prefix
 
 
 def _limit(request: Request) -> int:

@@ -24,6 +24,22 @@ def _moment(value: Any, name: str) -> datetime | None:
 
 
 MAX_FILTER_LENGTH = 200
+MAX_RECORDS = 1000
+_FILTERS = {
+    "error_type": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+    "key": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+    "since": {"type": "string", "maxLength": MAX_FILTER_LENGTH, "description": "ISO 8601"},
+    "until": {"type": "string", "maxLength": MAX_FILTER_LENGTH, "description": "ISO 8601"},
+}
+REPLAY_SCHEMA = {"type": "object", "properties": {**_FILTERS, "dry_run": {"type": "boolean"}}}
+
+
+def filter_parameters() -> list[dict[str, Any]]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_RECORDS, "default": 50}
+    return [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in {**_FILTERS, "limit": limit}.items()
+    ]
 
 
 def _text(source: Any, name: str) -> str | None:
@@ -55,7 +71,13 @@ class DeadLetterTopics(ApiView):
 
 class DeadLetterRecords(ApiView):
     operations = serves(
-        get=Operation("Dead letters of a topic, filtered", ADMIN, "admin", errors=(400, 404))
+        get=Operation(
+            "Dead letters of a topic, filtered",
+            ADMIN,
+            "admin",
+            query=filter_parameters,
+            errors=(400, 404, 422),
+        )
     )
 
     async def get(self, request: Request, topic: str) -> Response:
@@ -63,8 +85,8 @@ class DeadLetterRecords(ApiView):
             limit = int(request.query.get("limit", "50"))
         except ValueError:
             limit = 0
-        if not 1 <= limit <= 1000:
-            raise Problem(400, "limit must be an integer from 1 to 1000")
+        if not 1 <= limit <= MAX_RECORDS:
+            raise Problem(400, f"limit must be an integer from 1 to {MAX_RECORDS}")
         try:
             letters = await read(
                 self.platform.settings.bootstrap_servers, topic, _selection(request.query), limit
@@ -80,6 +102,7 @@ class DeadLetterReplay(ApiView):
             "Replay dead letters to their origin topic (or a dry run)",
             ADMIN,
             "admin",
+            body=lambda: REPLAY_SCHEMA,
             body_required=False,
             errors=(400, 404, 413, 415, 422),
         )

@@ -18,13 +18,32 @@ from orderflow.auth.principal import Principal
 from orderflow.db import DatabaseUnavailable
 from orderflow.domain import order_document
 from orderflow.domain.order_document import OrderDocument, OrderStatus
-from orderflow.domain.orders import InvalidOrder, parse_new_order
+from orderflow.domain.orders import InvalidOrder, new_order_schema, parse_new_order
 from orderflow.views.access import ANY_ROLE, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_WAIT_SECONDS = 30.0
+MAX_REASON_LENGTH = 200
+REASON_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": r"\S"}
+WAIT_PARAMETER = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+CANCEL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_REASON_LENGTH,
+            "pattern": r"\S",
+        }
+    },
+}
 
 
 def _wait_seconds(request: Request) -> float:
@@ -77,6 +96,7 @@ class Orders(ApiView):
             "Place an order (a customer for itself: customer_id is the token's subject)",
             ANY_ROLE,
             "writes",
+            body=new_order_schema,
             status=202,
             errors=WRITE_ERRORS,
         )
@@ -133,6 +153,7 @@ class Order(ApiView):
             "Read an order (?wait= long-polls while it is PENDING)",
             ANY_ROLE,
             "reads",
+            query=lambda: [WAIT_PARAMETER],
             errors=(400, 404, 503),
         )
     )
@@ -168,6 +189,7 @@ class CancelOrder(ApiView):
             "Cancel an order (a confirmed one is voided and its stock released)",
             ANY_ROLE,
             "writes",
+            body=lambda: CANCEL_SCHEMA,
             body_required=False,
             status=202,
             errors=(*WRITE_ERRORS, 404),
@@ -178,8 +200,10 @@ class CancelOrder(ApiView):
         principal = self.caller(request)
         body = await read_json(self, request, required=False)
         reason = body.get("reason", "customer_request") if isinstance(body, dict) else None
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
-            raise Problem(422, "reason must be a non-empty string of at most 200 characters")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+            raise Problem(
+                422, f"reason must be a non-empty string of at most {MAX_REASON_LENGTH} characters"
+            )
         orders = self.platform.data.orders_view
 
         async def cancel() -> Response:

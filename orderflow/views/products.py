@@ -9,7 +9,7 @@ import orjson
 from faust.web import Request, Response
 
 from orderflow import intake, schemas, topics
-from orderflow.domain.catalog import InvalidProduct, parse_product
+from orderflow.domain.catalog import InvalidProduct, parse_product, product_schema
 from orderflow.projections import PROJECTIONS
 from orderflow.projections.stores import StoreUnavailable
 from orderflow.views.access import ADMIN, Operation, serves
@@ -32,6 +32,7 @@ class Product(ApiView):
             "Create or replace a product",
             ADMIN,
             "admin",
+            body=product_schema,
             status=202,
             errors=(400, 409, 413, 415, 422, 503),
         ),

@@ -46,7 +46,13 @@ async def run_search(
 
 class ProductSearch(ApiView):
     operations = serves(
-        get=Operation("Full-text product search with facets", None, "public", errors=(422, 503))
+        get=Operation(
+            "Full-text product search with facets",
+            None,
+            "public",
+            query=lambda: search.parameters(search.product_search),
+            errors=(422, 503),
+        )
     )
 
     async def get(self, request: Request) -> Response:
@@ -70,6 +76,7 @@ class OrderSearch(ApiView):
             "Search orders (a customer finds its own orders only)",
             ANY_ROLE,
             "reads",
+            query=lambda: search.parameters(search.order_search),
             errors=(422, 503),
         )
     )
