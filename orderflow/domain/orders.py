@@ -80,6 +80,9 @@ def sku_problem(sku: str) -> str | None:
         return f"at most {MAX_ID_LENGTH} characters"
     if "/" in sku:
         return "must not contain '/'"
+    if not sku.isprintable():
+        # A sku goes into Location headers and logs: no control characters.
+        return "printable characters only"
     return None
 
 
@@ -136,6 +139,10 @@ def parse_new_order(data: Any) -> NewOrder:
     return NewOrder(customer_id, currency, tuple(lines), token)
 
 
+# A sku as sku_problem accepts it: no '/', no control character, not blank.
+SKU_PATTERN = r"^[^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"
+
+
 def _text_schema(max_length: int, pattern: str = r"\S") -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern}
 
@@ -151,7 +158,7 @@ def new_order_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["sku", "quantity", "unit_price"],
         "properties": {
-            "sku": _text_schema(MAX_ID_LENGTH, r"^[^/]*[^/\s][^/]*$"),
+            "sku": _text_schema(MAX_ID_LENGTH, SKU_PATTERN),
             "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
             "unit_price": {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
         },

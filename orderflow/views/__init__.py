@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from orderflow.auth.guard import Guard
 from orderflow.domain.catalog import PRODUCT_ID_SCHEMA
-from orderflow.domain.orders import MAX_ID_LENGTH
+from orderflow.domain.orders import MAX_ID_LENGTH, SKU_PATTERN
 from orderflow.views import (
     admin,
+    base,
     dead_letters,
     inventory,
     metrics,
@@ -38,13 +39,14 @@ def api_routes() -> dict[str, type[ApiView]]:
 
 def path_schemas() -> dict[str, dict[str, Any]]:
     """Path parameters whose form is known beyond a bounded string."""
-    sku = {"type": "string", "pattern": r"^[^/]*[^/\s][^/]*$", "maxLength": MAX_ID_LENGTH}
+    sku = {"type": "string", "pattern": SKU_PATTERN, "maxLength": MAX_ID_LENGTH}
     return {"product_id": PRODUCT_ID_SCHEMA, "sku": sku}
 
 
 def register(app: OrderflowApp) -> None:
     # Before any route: a worker without a way to verify tokens must not serve the API.
     app.guard = Guard.from_settings(app.settings)
+    base.install(app)
     for module in MODULES:
         for path, view in module.ROUTES.items():
             app.page(path)(view)

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import aiohttp
+import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 from yarl import URL
@@ -28,13 +30,15 @@ from orderflow.auth.principal import Principal
 from orderflow.auth.tokens import TokenRefused
 from orderflow.tables.typed import TypedTable
 from orderflow.views.access import Operation
-from orderflow.views.problems import Problem, problem_response
+from orderflow.views.problems import PROBLEM_JSON, Problem, problem_response
 
 if TYPE_CHECKING:
     from orderflow.app import OrderflowApp
     from orderflow.auth.guard import Guard
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # What the owner needs of the client's request besides its method, path and body (the
 # Authorization header is added with the forwarding mark).
@@ -47,6 +51,35 @@ FORWARDED = "orderflow.forwarded"
 BODY = "orderflow.body"
 MAX_PATH_PARAMETER = 256
 REALM = 'realm="orderflow"'
+
+
+@web.middleware
+async def api_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No route or method under /api/v1 is answered with problem+json too, not aiohttp's text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if not request.path.startswith("/api/") or error.status < 400:
+            raise
+        document = {
+            "type": "about:blank",
+            "title": error.reason,
+            "status": error.status,
+            "detail": f"{error.reason}: {request.method} {request.path[:200]}",
+            "instance": request.path[:200],
+        }
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return web.Response(
+            body=orjson.dumps(document),
+            status=error.status,
+            content_type=PROBLEM_JSON,
+            headers=headers,
+        )
+
+
+def install(app: Any) -> None:
+    """Put api_problems on the worker's aiohttp application (before it starts)."""
+    app.web.web_app.middlewares.append(api_problems)
 
 
 def _ident(url: URL | str) -> tuple[str, int]:

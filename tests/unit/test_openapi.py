@@ -65,6 +65,8 @@ ORDER_VARIANTS = [
     {"lines": []},
     {"lines": [{"sku": "a/b", "quantity": 1, "unit_price": 1}]},
     {"lines": [{"sku": " ", "quantity": 1, "unit_price": 1}]},
+    {"lines": [{"sku": "0\x1f", "quantity": 1, "unit_price": 1}]},
+    {"lines": [{"sku": "a\r\nSet-Cookie: x", "quantity": 1, "unit_price": 1}]},
     {"lines": [{"sku": "S", "quantity": 0, "unit_price": 1}]},
     {"lines": [{"sku": "S", "quantity": 10_001, "unit_price": 1}]},
     {"lines": [{"sku": "S", "quantity": 1, "unit_price": -1}]},
