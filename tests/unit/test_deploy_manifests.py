@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from orderflow.auth.guard import Guard
 from orderflow.settings import Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -41,6 +42,9 @@ def test_the_workers_settings_are_valid() -> None:
         },
     }
     settings = Settings.from_env(env)
+    guard = Guard.from_settings(settings)  # a worker with these settings serves the API
+    assert guard.verifier is not None
+    assert guard.verifier.algorithms == ["RS256", "ES256"]
     assert settings.canonical_url == "http://worker-0.orderflow-workers:6066"
     assert settings.topic_replication_factor == 3
     assert str(settings.data_dir) == worker["volumeMounts"][0]["mountPath"]
