@@ -1,7 +1,7 @@
-"""Bearer tokens for the tests: one HS256 secret per session, and the headers that carry them.
+"""Bearer tokens for the tests: one HS256 secret, and the headers that carry tokens of it.
 
 Every test that calls ``/api/v1`` gets its tokens here, so the workers it starts and the
-requests it sends agree on the key (``platform_workers`` passes TEST_JWT_SECRET to every
+requests it sends agree on the key (``WorkerProcess`` passes TEST_JWT_SECRET to every
 worker).
 """
 
