@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ def settings_for(name: str, *, web_port: int, gateway_port: int, partitions: int
         database_url=database,
         mongodb_url=mongodb,
         payment_gateway_url=f"http://127.0.0.1:{gateway_port}",
+        # Its own key: the load generator signs the tokens it sends with it.
+        jwt_secret=base.jwt_secret or secrets.token_hex(32),
     )
 
 

@@ -248,10 +248,16 @@ def bare_servers(count: int) -> Iterator[list[str]]:
 
 
 async def closed_loop(
-    urls: list[str], body: Callable[[int], dict[str, Any]], *, concurrency: int, seconds: float
+    urls: list[str],
+    body: Callable[[int], dict[str, Any]],
+    *,
+    concurrency: int,
+    seconds: float,
+    authorization: Callable[[str], dict[str, str]] = lambda customer_id: {},
 ) -> dict[str, Any]:
     """``concurrency`` senders POST orders back to back for ``seconds``, round-robin over
-    ``urls``, with the load generator's client; requests per second that got a 202."""
+    ``urls``, with the load generator's client (each order with its customer's
+    ``authorization`` header); requests per second that got a 202."""
     accepted = failed = 0
     counter = iter(range(10**9))
     async with client_session(max_in_flight=concurrency, http_timeout=30) as session:
@@ -262,8 +268,12 @@ async def closed_loop(
             while time.perf_counter() < deadline:
                 index = next(counter)
                 url = f"{urls[index % len(urls)]}/api/v1/orders"
-                headers = {"Content-Type": "application/json"}
-                async with session.post(url, data=orjson.dumps(body(index)), headers=headers) as r:
+                order = body(index)
+                headers = {
+                    "Content-Type": "application/json",
+                    **authorization(order["customer_id"]),
+                }
+                async with session.post(url, data=orjson.dumps(order), headers=headers) as r:
                     await r.read()
                     if r.status == 202:
                         accepted += 1

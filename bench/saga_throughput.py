@@ -45,6 +45,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from baselines import bare_http, closed_loop, kafka_hop_latency, kafka_loop
 
+from orderflow.loadgen.credentials import Credentials
 from orderflow.loadgen.plan import Catalog, Kind, Mix, order_body, stock_per_sku
 from orderflow.loadgen.runner import LoadGenerator, LoadOptions
 from orderflow.loadgen.search import RateSearch
@@ -190,8 +191,14 @@ class Bench:
         result["baselines"]["bare_http"] = await bare_http(
             len(urls), args.http_concurrency, args.http_seconds
         )
-        options = LoadOptions(workers=tuple(urls), lines=args.lines, mix=Mix.parse(args.mix),
-                              follow=args.follow)  # fmt: skip
+        credentials = Credentials.from_settings(self.live.settings)
+        options = LoadOptions(
+            workers=tuple(urls),
+            lines=args.lines,
+            mix=Mix.parse(args.mix),
+            follow=args.follow,
+            credentials=credentials,
+        )
         planned = sum(rates) * args.duration + args.profile_rate * (args.profile_seconds + 4)
         planned += 12 * args.max_rate * args.window if args.find_max else 0
         planned += 2000 * args.http_seconds  # the closed loop
@@ -229,6 +236,7 @@ class Bench:
             lambda index: order_body(Kind.NORMAL, 10**7 + index, catalog, args.lines, rng),
             concurrency=args.http_concurrency,
             seconds=args.http_seconds,
+            authorization=credentials.customer if credentials else lambda customer_id: {},
         )
         result["ratios"] = ratios(result)
         return result

@@ -21,6 +21,7 @@ from faust.types import ConsumerT, ProducerT, TopicT
 
 from orderflow import faust_options, faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
+from orderflow.auth.guard import Guard
 from orderflow.db import Database
 from orderflow.intake import admission
 from orderflow.intake.admission import Admission
@@ -71,6 +72,8 @@ class OrderflowApp(faust.App):
 
     bus: Bus
     data: Tables
+    # Bearer tokens, rate limits and forwarding marks of the API (set with the views).
+    guard: Guard
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(settings.app_id, **options)

@@ -12,6 +12,8 @@ from typing import NoReturn
 import click
 
 from orderflow import faust_options, platform
+from orderflow.auth import local as local_auth
+from orderflow.auth.cli import auth_group
 from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.loadgen.cli import loadgen
@@ -20,6 +22,7 @@ from orderflow.projections.cli import projections
 from orderflow.resilience.cli import dlq_group
 from orderflow.resilience.data_dir_lock import DataDirInUse, ensure_free
 from orderflow.schemas.cli import schemas_group
+from orderflow.settings import Settings
 from orderflow.tables_cli import tables
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
@@ -100,7 +103,8 @@ def infra_status(only: str) -> None:
 def settings() -> None:
     """Validate the ORDERFLOW_* environment and print the effective settings."""
     for name, value in sorted(settings_or_exit().as_env().items()):
-        click.echo(f"{name}={value}")
+        shown = "(set)" if name.endswith("_SECRET") and value else value
+        click.echo(f"{name}={shown}")
 
 
 @main.command()
@@ -115,7 +119,8 @@ def settings() -> None:
 )
 def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     """Start the platform here: infrastructure, workers and web views. Ctrl-C stops it."""
-    settings = settings_or_exit()
+    # Without a configured key the platform signs with a secret of its own (var/jwt-secret).
+    settings = local_auth.with_local_secret(settings_or_exit(), var_dir)
     if not no_infra and run_infra("up") != 0:
         raise click.ClickException("the local infrastructure did not start (see above)")
     try:
@@ -135,8 +140,9 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
     first = f"http://127.0.0.1:{settings.web_port}"
     try:
         platform.wait_ready(processes, timeout=180)
-        stocked = platform.seed_demo_stock(first)
-        listed = platform.seed_demo_catalog(first)
+        operator = local_auth.operator_header(settings, var_dir)
+        stocked = platform.seed_demo_stock(first, operator)
+        listed = platform.seed_demo_catalog(first, operator)
     except platform.PlatformError as error:
         for process in processes:
             process.stop()
@@ -153,12 +159,14 @@ def run(workers: int, no_infra: bool, var_dir: Path) -> None:
         )
         + f"  health     {first}/healthz, {first}/readyz\n"
         + "  infra      orderflow infra status\n\n"
+        + _tokens(settings, var_dir)
         + "Try it:\n"
         + f"  curl -s -XPOST {first}/api/v1/orders -H 'Content-Type: application/json' \\\n"
-        + """    -d '{"customer_id": "c-1", "currency": "USD", """
+        + """    -H "Authorization: Bearer $TOKEN" -d '{"currency": "USD", """
         + """"lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": 1999}], """
         + """"payment": {"token": "tok_visa"}}'\n"""
-        + f"  curl -s '{first}/api/v1/orders/ORDER_ID?wait=5'\n"
+        + """  curl -s -H "Authorization: Bearer $TOKEN" \\\n"""
+        + f"    '{first}/api/v1/orders/ORDER_ID?wait=5'\n"
         + f"  curl -s '{first}/api/v1/products/search?q=mugs&in_stock=true'\n\n"
         + "Press Ctrl-C to stop the workers and the simulator.\n"
     )
@@ -238,6 +246,21 @@ def worker(
     os.execv(sys.executable, argv)
 
 
+def _tokens(settings: Settings, var_dir: Path) -> str:
+    """Tokens to try the API with (valid 12 hours), when this platform signs its own."""
+    secret = local_auth.local_secret(settings, var_dir)
+    if secret is None:
+        return ""
+    customer = local_auth.token(settings, "c-1", ["customer"], 12 * 3600, secret)
+    admin = local_auth.token(settings, "admin", ["admin"], 12 * 3600, secret)
+    return (
+        "Tokens (12 h; more with `orderflow auth token --subject c-2 --role customer`):\n"
+        f"  export TOKEN={customer}   # customer c-1\n"
+        f"  export ADMIN_TOKEN={admin}\n\n"
+    )
+
+
+main.add_command(auth_group)
 main.add_command(payment_sim)
 main.add_command(tables)
 main.add_command(schemas_group)

@@ -118,12 +118,14 @@ def payment_simulator_process(settings: Settings, var_dir: Path) -> ManagedProce
 DEMO_STOCK = {"SKU-1": 100, "SKU-2": 100, "SKU-3": 25, "SKU-4": 10, "SKU-5": 3}
 
 
-def seed_demo_stock(base_url: str) -> list[str]:
-    """Stock the demo skus that have never had stock; returns the skus it stocked."""
+def seed_demo_stock(base_url: str, authorization: dict[str, str]) -> list[str]:
+    """Stock the demo skus that have never had stock; returns the skus it stocked.
+    ``authorization`` is an admin's Authorization header."""
     stocked = []
     for sku, quantity in DEMO_STOCK.items():
+        read = urllib.request.Request(f"{base_url}/api/v1/inventory/{sku}", headers=authorization)
         try:
-            urllib.request.urlopen(f"{base_url}/api/v1/inventory/{sku}", timeout=10).close()
+            urllib.request.urlopen(read, timeout=10).close()
             continue  # it has stock records already: leave it as it is
         except urllib.error.HTTPError as error:
             error.close()
@@ -132,7 +134,7 @@ def seed_demo_stock(base_url: str) -> list[str]:
         request = urllib.request.Request(
             f"{base_url}/api/v1/inventory/{sku}/adjustments",
             data=orjson.dumps({"delta": quantity, "reason": "demo stock"}),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **authorization},
             method="POST",
         )
         urllib.request.urlopen(request, timeout=10).close()
@@ -179,7 +181,7 @@ DEMO_PRODUCTS: dict[str, dict[str, object]] = {
 }
 
 
-def seed_demo_catalog(base_url: str) -> list[str]:
+def seed_demo_catalog(base_url: str, authorization: dict[str, str]) -> list[str]:
     """Put the demo products that are not in the catalog yet; returns the ids it put."""
     added = []
     for product_id, product in DEMO_PRODUCTS.items():
@@ -193,7 +195,7 @@ def seed_demo_catalog(base_url: str) -> list[str]:
         request = urllib.request.Request(
             f"{base_url}/api/v1/products/{product_id}",
             data=orjson.dumps({**product, "currency": "USD", "attributes": {}}),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **authorization},
             method="PUT",
         )
         urllib.request.urlopen(request, timeout=10).close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,12 @@ PREFIX = "ORDERFLOW_"
 class ProcessingGuarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
     EXACTLY_ONCE = "exactly_once"
+
+
+class AuthMode(StrEnum):
+    JWT = "jwt"
+    # Every request acts as an administrator: for development on one's own machine only.
+    DISABLED = "disabled"
 
 
 class SettingsError(OrderflowError):
@@ -163,6 +169,52 @@ def _optional_host(raw: str) -> str:
     return _host(raw) if raw.strip() else ""
 
 
+def _secret(raw: str) -> str:
+    value = raw.strip()
+    if value and len(value.encode()) < 32:
+        raise ValueError("empty, or a secret of at least 32 bytes (e.g. openssl rand -hex 32)")
+    return value
+
+
+def _jwks_url(raw: str) -> str:
+    value = raw.strip()
+    if value.startswith("file://") and len(value) > len("file://"):
+        return value
+    return _optional(_url("https", "http"))(value)
+
+
+def _claim(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 200:
+        raise ValueError("a non-empty string of at most 200 characters")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A token bucket: ``requests`` at most in a burst, refilled at requests/window per second."""
+
+    requests: int
+    window: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.window
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.window:g}"
+
+
+def _quota(raw: str) -> Quota | None:
+    value = raw.strip().lower()
+    if value == "off":
+        return None
+    match = re.fullmatch(r"(\d{1,7})/(\d{1,5}(?:\.\d+)?)", value)
+    if not match or int(match[1]) < 1 or not 0 < float(match[2]) <= 86400:
+        raise ValueError("REQUESTS/SECONDS (e.g. 60/60: bursts of 60, one more per second) or off")
+    return Quota(int(match[1]), float(match[2]))
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error")(raw).upper()
 
@@ -232,6 +284,28 @@ class Settings:
     log_format: str = "json"
     # Spans as JSON lines, with OTEL_TRACES_EXPORTER=jsonl (OTLP uses the OTEL_* variables).
     trace_file: str = ""
+    # Bearer tokens on /api/v1 (see orderflow.auth): "jwt", or "disabled" for development.
+    auth: AuthMode = AuthMode.JWT
+    # HS256 key (local use and tests) and/or where an identity provider publishes its RS256 /
+    # ES256 keys (https://... or file://...); at least one of them unless auth is disabled.
+    jwt_secret: str = field(default="", repr=False)
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = "orderflow"
+    jwt_audience: str = "orderflow"
+    # Clock skew tolerated on exp and nbf.
+    jwt_leeway: float = 30.0
+    # The key workers sign forwarded requests with (default: derived from the JWT secret;
+    # required with a JWKS URL alone).
+    forwarding_secret: str = field(default="", repr=False)
+    # Token buckets per client (token subject, else address) and per worker, by route class.
+    rate_limit_public: Quota | None = Quota(300, 60)
+    rate_limit_reads: Quota | None = Quota(600, 60)
+    rate_limit_writes: Quota | None = Quota(120, 60)
+    rate_limit_admin: Quota | None = Quota(120, 60)
+    # Buckets kept per worker at most (idle ones are dropped first).
+    rate_limit_clients: int = 10_000
+    # Request bodies larger than this are refused (413).
+    max_body_bytes: int = 256 * 1024
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -260,14 +334,14 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         problems: list[str] = []
-        known = {PREFIX + field.name.upper() for field in fields(cls)}
-        for field in fields(cls):
-            variable = PREFIX + field.name.upper()
+        known = {PREFIX + f.name.upper() for f in fields(cls)}
+        for f in fields(cls):
+            variable = PREFIX + f.name.upper()
             raw = env.get(variable)
             if raw is None:
                 continue
             try:
-                values[field.name] = _PARSERS[field.name](raw)
+                values[f.name] = _PARSERS[f.name](raw)
             except ValueError as expected:
                 problems.append(f"{variable}={raw!r}: expected {expected}")
         unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in known)
@@ -289,9 +363,11 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process."""
-        return {
-            PREFIX + field.name.upper(): str(getattr(self, field.name)) for field in fields(self)
-        }
+        return {PREFIX + f.name.upper(): _env_value(getattr(self, f.name)) for f in fields(self)}
+
+
+def _env_value(value: Any) -> str:
+    return "off" if value is None else str(value)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -337,6 +413,19 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _log_level,
     "log_format": _choice("json", "text"),
     "trace_file": lambda raw: raw.strip(),
+    "auth": lambda raw: AuthMode(_choice(*(m.value for m in AuthMode))(raw)),
+    "jwt_secret": _secret,
+    "jwt_jwks_url": _jwks_url,
+    "jwt_issuer": _claim,
+    "jwt_audience": _claim,
+    "jwt_leeway": _seconds(0, 300),
+    "forwarding_secret": _secret,
+    "rate_limit_public": _quota,
+    "rate_limit_reads": _quota,
+    "rate_limit_writes": _quota,
+    "rate_limit_admin": _quota,
+    "rate_limit_clients": _integer(100, 10_000_000),
+    "max_body_bytes": _integer(1024, 64 * 1024 * 1024),
 }
 
 # Variables with the prefix that configure the local infrastructure scripts (deploy/local) and

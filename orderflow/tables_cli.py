@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 import click
 import orjson
 
+from orderflow.auth.local import operator_header
 from orderflow.cli_settings import settings_or_exit
 
 # A scan waits up to 10 s for each worker before it answers without it.
@@ -48,7 +49,9 @@ def _common_options(command: F) -> F:
 def fetch(base_url: str, path: str, query: dict[str, Any] | None = None) -> tuple[bytes, Any]:
     """GET ``path`` from the worker at ``base_url``: the body and its decoded JSON."""
     url = base_url.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    # An operator's command: a short-lived admin token signed with the configured secret.
+    headers = {"Accept": "application/json", **operator_header(settings_or_exit())}
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
             body: bytes = response.read()

@@ -211,3 +211,34 @@ def parse_product(product_id: str, body: Any) -> dict[str, Any]:
         "attributes": dict(attributes),
         "tags": [t.strip() for t in tags],
     }
+
+
+def product_schema() -> dict[str, Any]:
+    """The JSON Schema of a body parse_product accepts, from the bounds it checks."""
+    text = {name: {"type": "string", "maxLength": limit} for name, limit in LIMITS.items()}
+    for name in ("name", "category"):
+        text[name]["pattern"] = r"\S"
+    return {
+        "type": "object",
+        "required": ["name", "category", "price", "currency"],
+        "additionalProperties": False,
+        "properties": {
+            **text,
+            "price": {"type": "integer", "minimum": 0, "maximum": MAX_PRICE},
+            "currency": {"type": "string", "pattern": f"^{CURRENCY.pattern}$"},
+            "attributes": {
+                "type": "object",
+                "maxProperties": MAX_ATTRIBUTES,
+                "propertyNames": {"minLength": 1, "maxLength": MAX_ATTRIBUTE},
+                "additionalProperties": {"type": "string", "maxLength": MAX_ATTRIBUTE},
+            },
+            "tags": {
+                "type": "array",
+                "maxItems": MAX_TAGS,
+                "items": {"type": "string", "maxLength": MAX_TAG, "pattern": r"\S"},
+            },
+        },
+    }
+
+
+PRODUCT_ID_SCHEMA = {"type": "string", "pattern": f"^{PRODUCT_ID.pattern}$"}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orderflow.domain.money import MAX_AMOUNT, is_currency
+from orderflow.domain.money import CURRENCIES, MAX_AMOUNT, is_currency
 from orderflow.errors import OrderflowError
 
 MAX_LINES = 100
@@ -80,6 +80,9 @@ def sku_problem(sku: str) -> str | None:
         return f"at most {MAX_ID_LENGTH} characters"
     if "/" in sku:
         return "must not contain '/'"
+    if not sku.isprintable():
+        # A sku goes into Location headers and logs: no control characters.
+        return "printable characters only"
     return None
 
 
@@ -134,3 +137,46 @@ def parse_new_order(data: Any) -> NewOrder:
         raise InvalidOrder(errors)
     assert isinstance(currency, str)
     return NewOrder(customer_id, currency, tuple(lines), token)
+
+
+# A sku as sku_problem accepts it: no '/', no control character, not blank.
+SKU_PATTERN = r"^[^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"
+
+
+def _text_schema(max_length: int, pattern: str = r"\S") -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern}
+
+
+def new_order_schema() -> dict[str, Any]:
+    """The JSON Schema of a body parse_new_order accepts, from the bounds it checks.
+
+    Two rules are beyond JSON Schema and only the parser holds them: skus are unique within an
+    order, and the total is at most MAX_AMOUNT.
+    """
+    identifier = _text_schema(MAX_ID_LENGTH)
+    line = {
+        "type": "object",
+        "required": ["sku", "quantity", "unit_price"],
+        "properties": {
+            "sku": _text_schema(MAX_ID_LENGTH, SKU_PATTERN),
+            "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
+            "unit_price": {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["currency", "lines", "payment"],
+        "properties": {
+            "customer_id": {
+                **identifier,
+                "description": "required of services and admins; a customer's is its token's sub",
+            },
+            "currency": {"type": "string", "enum": sorted(CURRENCIES)},
+            "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES, "items": line},
+            "payment": {
+                "type": "object",
+                "required": ["token"],
+                "properties": {"token": identifier},
+            },
+        },
+    }

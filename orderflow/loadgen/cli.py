@@ -17,6 +17,7 @@ import orjson
 
 from orderflow.cli_settings import settings_or_exit
 from orderflow.errors import OrderflowError
+from orderflow.loadgen.credentials import Credentials
 from orderflow.loadgen.plan import Catalog, Mix, stock_per_sku
 from orderflow.loadgen.runner import LoadGenerator, LoadOptions
 from orderflow.loadgen.search import RateSearch
@@ -189,6 +190,7 @@ def loadgen(
         max_in_flight=max_in_flight,
         http_timeout=http_timeout,
         progress=not quiet,
+        credentials=Credentials.from_settings(settings),
     )
     search = (
         RateSearch(start_rate, max_rate, resolution, max_trials=max_trials) if find_max else None

@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 
 from orderflow.errors import OrderflowError
+from orderflow.loadgen.credentials import Credentials
 from orderflow.loadgen.plan import Catalog, Mix, kinds, order_body, send_offsets
 from orderflow.loadgen.search import RateSearch, judge
 from orderflow.loadgen.stats import (
@@ -54,6 +55,7 @@ class LoadOptions:
     http_timeout: float = 10.0
     cancel_within: float = 10.0  # seconds to keep trying to cancel an order (404 until readable)
     progress: bool = True
+    credentials: Credentials | None = None  # None: the platform takes requests without tokens
 
 
 def client_session(max_in_flight: int, http_timeout: float) -> aiohttp.ClientSession:
@@ -128,6 +130,14 @@ class LoadGenerator:
             raise LoadError("stock the run's skus before sending orders")
         return self._catalog
 
+    def _admin(self) -> dict[str, str]:
+        credentials = self.options.credentials
+        return credentials.admin() if credentials is not None else {}
+
+    def _customer(self, customer_id: str) -> dict[str, str]:
+        credentials = self.options.credentials
+        return credentials.customer(customer_id) if credentials is not None else {}
+
     def _worker(self, index: int) -> str:
         return self.options.workers[index % len(self.options.workers)]
 
@@ -141,14 +151,15 @@ class LoadGenerator:
         async def adjust(index: int, sku: str) -> None:
             url = f"{self._worker(index)}/api/v1/inventory/{sku}/adjustments"
             body = {"delta": catalog.stock, "reason": f"loadgen {catalog.tag}"}
-            async with limit, self.session.post(url, data=orjson.dumps(body), headers=JSON) as r:
+            headers = {**JSON, **self._admin()}
+            async with limit, self.session.post(url, data=orjson.dumps(body), headers=headers) as r:
                 if r.status != 202:
                     raise LoadError(f"stocking {sku}: HTTP {r.status}: {await r.text()}")
 
         async def shows(index: int, sku: str) -> None:
             url = f"{self._worker(index + 1)}/api/v1/inventory/{sku}"
             while True:
-                async with limit, self.session.get(url) as response:
+                async with limit, self.session.get(url, headers=self._admin()) as response:
                     if response.status == 200:
                         level = await response.json()
                         if level["on_hand"] >= catalog.stock:
@@ -230,7 +241,12 @@ class LoadGenerator:
 
     async def _place(self, record: OrderRecord, body: dict[str, Any]) -> None:
         url = f"{self._worker(record.index)}/api/v1/orders"
-        headers = {**JSON, "Idempotency-Key": f'"{self.catalog.tag}-{record.index}"'}
+        headers = {
+            **JSON,
+            **self._customer(body["customer_id"]),
+            "Idempotency-Key": f'"{self.catalog.tag}-{record.index}"',
+        }
+        record.customer_id = body["customer_id"]
         record.sent = time.monotonic()
         try:
             async with self.session.post(url, data=orjson.dumps(body), headers=headers) as answer:
@@ -274,7 +290,8 @@ class LoadGenerator:
         status: int | str = "no answer"
         while time.monotonic() < deadline:
             try:
-                async with self.session.post(url, data=body, headers=JSON) as answer:
+                headers = {**JSON, **self._customer(record.customer_id)}
+                async with self.session.post(url, data=body, headers=headers) as answer:
                     await answer.read()
                     status = answer.status
             except (aiohttp.ClientError, TimeoutError) as error:

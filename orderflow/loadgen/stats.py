@@ -37,6 +37,7 @@ class OrderRecord:
     sent: float | None = None  # None: never sent (the client's in-flight limit)
     accepted: float | None = None  # when its 202 arrived
     order_id: str | None = None
+    customer_id: str = ""  # whose order it is (its token places and cancels it)
     error: str | None = None  # why it was not accepted: an HTTP status or an exception name
     outcome: str | None = None  # confirmed, cancelled, rejected:REASON
     outcome_at: float | None = None

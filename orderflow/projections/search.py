@@ -32,6 +32,8 @@ ORDER_SORTS: dict[str, list[dict[str, Any]]] = {
 }
 ORDER_STATUSES = tuple(OrderStatus)
 CATEGORY_FACETS = 50
+MAX_VALUES = 50
+MAX_VALUE_LENGTH = 100
 
 
 class InvalidSearch(ValueError):
@@ -57,11 +59,15 @@ class _Params:
             return None
         return value or None
 
-    def values(self, name: str) -> list[str]:
-        """A comma-separated (or repeated) parameter."""
+    def values(self, name: str, max_length: int = MAX_VALUE_LENGTH) -> list[str]:
+        """A comma-separated (or repeated) parameter: at most MAX_VALUES values."""
         getall = getattr(self.query, "getall", None)
         raw = getall(name, []) if getall is not None else [self.query.get(name, "")]
-        return [part.strip() for item in raw for part in item.split(",") if part.strip()]
+        values = [part.strip() for item in raw for part in item.split(",") if part.strip()]
+        if len(values) > MAX_VALUES or any(len(v) > max_length for v in values):
+            self.fail(name, f"at most {MAX_VALUES} values of at most {max_length} characters")
+            return []
+        return values
 
     def integer(self, name: str, *, minimum: int = 0, default: int | None = None) -> int | None:
         raw = self.query.get(name, "").strip()
@@ -120,6 +126,63 @@ class _Params:
             raise InvalidSearch(self.errors)
 
 
+class _Described(_Params):
+    """Reads nothing: records each parameter a search reads, as an OpenAPI parameter object,
+    with the bounds the reading checks."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.parameters: list[dict[str, Any]] = []
+
+    def _add(self, name: str, schema: dict[str, Any], description: str = "") -> None:
+        described = {"name": name, "in": "query", "required": False, "schema": schema}
+        self.parameters.append(described | ({"description": description} if description else {}))
+
+    def text(self, name: str, max_length: int = 200) -> str | None:
+        self._add(name, {"type": "string", "maxLength": max_length})
+        return None
+
+    def values(self, name: str, max_length: int = MAX_VALUE_LENGTH) -> list[str]:
+        self._add(
+            name,
+            {"type": "string", "maxLength": MAX_VALUES * (max_length + 1)},
+            f"comma-separated, at most {MAX_VALUES} values of {max_length} characters",
+        )
+        return []
+
+    def integer(self, name: str, *, minimum: int = 0, default: int | None = None) -> int | None:
+        schema = {"type": "integer", "minimum": minimum, "maximum": 10**18 - 1}
+        self._add(name, schema if default is None else schema | {"default": default})
+        return default
+
+    def boolean(self, name: str) -> bool | None:
+        self._add(name, {"type": "boolean"})
+        return None
+
+    def time(self, name: str, *, end: bool = False) -> datetime | None:
+        self._add(name, {"type": "string", "maxLength": 40}, "an ISO 8601 date or time")
+        return None
+
+    def choice(self, name: str, choices: Mapping[str, Any], default: str) -> str:
+        self._add(name, {"type": "string", "enum": list(choices)})
+        return default
+
+    def page(self) -> tuple[int, int]:
+        self._add("page", {"type": "integer", "minimum": 1, "default": 1})
+        self._add("size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE})
+        return 1, 20
+
+    def done(self) -> None:
+        return None
+
+
+def parameters(search: Any) -> list[dict[str, Any]]:
+    """The query parameters ``search`` (product_search or order_search) reads, described."""
+    described = _Described()
+    search({}, params=described)
+    return described.parameters
+
+
 def _range(name: str, low: Any, high: Any) -> list[dict[str, Any]]:
     bounds = {k: v for k, v in (("gte", low), ("lte", high)) if v is not None}
     return [{"range": {name: bounds}}] if bounds else []
@@ -134,14 +197,14 @@ class Search:
     size: int
 
 
-def product_search(query: Mapping[str, str]) -> Search:
+def product_search(query: Mapping[str, str], *, params: _Params | None = None) -> Search:
     """GET /api/v1/products/search?q=&category=&min_price=&max_price=&in_stock=&sort=&page=&size=
 
     Words must all appear in the product (name, tags or description; a match in the name counts
     three times, in the tags twice). Category facets count the matches of every other filter,
     so a client can show how many products each category would give.
     """
-    params = _Params(query)
+    params = params or _Params(query)
     text = params.text("q")
     categories = params.values("category")
     low, high = params.integer("min_price"), params.integer("max_price")
@@ -183,11 +246,14 @@ def product_search(query: Mapping[str, str]) -> Search:
     return Search(body, page, size)
 
 
-def order_search(query: Mapping[str, str]) -> Search:
+def order_search(
+    query: Mapping[str, str], *, only_customer: str | None = None, params: _Params | None = None
+) -> Search:
     """GET /api/v1/orders/search?customer=&status=&sku=&min_total=&max_total=&from=&to=&sort=
     &page=&size= (``from`` inclusive, ``to`` exclusive, bound the time the order was placed;
-    a time without a zone is UTC)."""
-    params = _Params(query)
+    a time without a zone is UTC). ``only_customer`` confines it to that customer's orders
+    whatever the parameters say (a customer searching)."""
+    params = params or _Params(query)
     customer = params.text("customer", 100)
     statuses = [s.upper() for s in params.values("status")]
     for status in statuses:
@@ -212,6 +278,8 @@ def order_search(query: Mapping[str, str]) -> Search:
         filters.append({"range": {"placed_at": {k: v for k, v in bounds.items() if v}}})
     if customer:
         filters.append({"term": {"customer_id": customer}})
+    if only_customer is not None:
+        filters.append({"term": {"customer_id": only_customer}})
     if statuses:
         filters.append({"terms": {"status": statuses}})
     if skus:

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from orderflow.views import admin, dead_letters, inventory, metrics, orders, products, sagas, search
+from orderflow.auth.guard import Guard
+from orderflow.domain.catalog import PRODUCT_ID_SCHEMA
+from orderflow.domain.orders import MAX_ID_LENGTH, SKU_PATTERN
+from orderflow.views import (
+    admin,
+    base,
+    dead_letters,
+    inventory,
+    metrics,
+    openapi,
+    orders,
+    products,
+    sagas,
+    search,
+)
+from orderflow.views.base import ApiView
 
 if TYPE_CHECKING:
     from orderflow.app import OrderflowApp
 
-MODULES = (orders, inventory, products, search, sagas, admin, dead_letters, metrics)
+MODULES = (orders, inventory, products, search, sagas, admin, dead_letters, metrics, openapi)
+
+
+def api_routes() -> dict[str, type[ApiView]]:
+    """Every route of the API (the views that check access), by path pattern."""
+    return {
+        path: view
+        for module in MODULES
+        for path, view in module.ROUTES.items()
+        if isinstance(view, type) and issubclass(view, ApiView)
+    }
+
+
+def path_schemas() -> dict[str, dict[str, Any]]:
+    """Path parameters whose form is known beyond a bounded string."""
+    sku = {"type": "string", "pattern": SKU_PATTERN, "maxLength": MAX_ID_LENGTH}
+    return {"product_id": PRODUCT_ID_SCHEMA, "sku": sku}
 
 
 def register(app: OrderflowApp) -> None:
+    # Before any route: a worker without a way to verify tokens must not serve the API.
+    app.guard = Guard.from_settings(app.settings)
+    base.install(app)
     for module in MODULES:
         for path, view in module.ROUTES.items():
             app.page(path)(view)

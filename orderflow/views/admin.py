@@ -8,6 +8,7 @@ the answers; a worker that does not answer makes the answer partial, and it says
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -19,11 +20,23 @@ from yarl import URL
 from orderflow.db import DatabaseUnavailable
 from orderflow.sinks.outbox_relay import outbox_lag
 from orderflow.tables.typed import TypedTable
+from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
-from orderflow.views.scans import WorkerScan, merge, parse_limit, select
+from orderflow.views.scans import MAX_LIMIT, WorkerScan, merge, parse_limit, select
+
+log = logging.getLogger(__name__)
 
 SCAN_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def scan_parameters() -> list[dict[str, Any]]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    prefix = {"type": "string", "maxLength": MAX_PREFIX}
+    return [
+        {"name": "prefix", "in": "query", "required": False, "schema": prefix},
+        {"name": "limit", "in": "query", "required": False, "schema": limit},
+    ]
 
 
 def _typed(view: ApiView, name: str) -> TypedTable[Any]:
@@ -40,6 +53,8 @@ def _same_worker(url: str, other: Any) -> bool:
 
 
 class Tables(ApiView):
+    operations = serves(get=Operation("Every table", ADMIN, "admin"))
+
     async def get(self, request: Request) -> Response:
         described = [
             {
@@ -56,6 +71,10 @@ class Tables(ApiView):
 # {key:.+} accepts keys with slashes (an inventory reservation is 'sku/order id'), sent as they
 # are or as %2F.
 class TableKey(ApiView):
+    operations = serves(
+        get=Operation("One key of a table, from its owner", ADMIN, "admin", errors=(404, 503))
+    )
+
     async def get(self, request: Request, table: str, key: str) -> Response:
         typed = _typed(self, table)
 
@@ -71,9 +90,19 @@ class TableKey(ApiView):
 class TableLocalScan(ApiView):
     """The matching keys of this worker's active partitions only."""
 
+    operations = serves(
+        get=Operation(
+            "Keys of this worker's partitions",
+            ADMIN,
+            "admin",
+            query=scan_parameters,
+            errors=(400, 404),
+        )
+    )
+
     async def get(self, request: Request, table: str) -> Response:
         typed = _typed(self, table)
-        scan = local_scan(self.app, typed, request.query.get("prefix", ""), _limit(request))
+        scan = local_scan(self.app, typed, _prefix(request), _limit(request))
         return json_response(
             self,
             {
@@ -88,24 +117,47 @@ class TableLocalScan(ApiView):
 class TableScan(ApiView):
     """The matching keys of every worker, merged."""
 
+    operations = serves(
+        get=Operation(
+            "Keys of every worker, merged",
+            ADMIN,
+            "admin",
+            query=scan_parameters,
+            errors=(400, 404, 503),
+        )
+    )
+
     async def get(self, request: Request, table: str) -> Response:
         typed = _typed(self, table)
-        prefix, limit = request.query.get("prefix", ""), _limit(request)
+        prefix, limit = _prefix(request), _limit(request)
         workers = sorted(self.app.router.table_metadata(typed.name))
         if not workers:
             raise Problem(503, "no worker holds this table right now (the group is rebalancing)")
-        scans = await asyncio.gather(*(self._scan(url, typed, prefix, limit) for url in workers))
+        authorization = request.headers.get("Authorization")
+        scans = await asyncio.gather(
+            *(self._scan(url, typed, prefix, limit, authorization) for url in workers)
+        )
         merged = merge(scans, limit, int(typed.table.partitions))
         return json_response(self, {"table": typed.name, "prefix": prefix, **merged})
 
-    async def _scan(self, url: str, typed: TypedTable[Any], prefix: str, limit: int) -> WorkerScan:
+    async def _scan(
+        self, url: str, typed: TypedTable[Any], prefix: str, limit: int, authorization: str | None
+    ) -> WorkerScan:
         if _same_worker(url, self.app.conf.canonical_url):
             return local_scan(self.app, typed, prefix, limit)
         target = URL(url).with_path(f"/api/v1/admin/tables/{typed.name}/local-scan")
         target = target.with_query(prefix=prefix, limit=limit)
+        # The client's token goes along (the other worker checks it again), with a signed
+        # mark so that the scan is charged to the client once, here.
+        headers = {
+            "Accept": "application/json",
+            **self.guard.forward_headers(
+                "GET", str(target.relative()), str(self.app.conf.canonical_url), authorization
+            ),
+        }
         try:
             async with self.app.http_client.get(
-                target, headers={"Accept": "application/json"}, timeout=SCAN_TIMEOUT
+                target, headers=headers, timeout=SCAN_TIMEOUT
             ) as answer:
                 body = await answer.read()
                 status = answer.status
@@ -144,6 +196,16 @@ def _worker_scan(url: str, status: int, body: bytes) -> WorkerScan:
         return WorkerScan(url, error="the answer is not a local-scan document")
 
 
+MAX_PREFIX = 256
+
+
+def _prefix(request: Request) -> str:
+    prefix = request.query.get("prefix", "")
+    if len(prefix) > MAX_PREFIX:
+        raise Problem(400, f"prefix may be at most {MAX_PREFIX} characters")
+    return prefix
+
+
 def _limit(request: Request) -> int:
     return parse_limit(request.query.get("limit"))
 
@@ -151,11 +213,14 @@ def _limit(request: Request) -> int:
 class Outbox(ApiView):
     """The outbox relay's lag: rows not yet published and the age of the oldest."""
 
+    operations = serves(get=Operation("The outbox relay's lag", ADMIN, "admin", errors=(503,)))
+
     async def get(self, request: Request) -> Response:
         try:
             lag = await outbox_lag(self.platform.database)
         except DatabaseUnavailable as error:
-            raise Problem(503, str(error)) from None
+            log.warning("reading the outbox failed: %s", error)
+            raise Problem(503, "the database is unavailable right now; retry later") from None
         return json_response(self, lag)
 
 

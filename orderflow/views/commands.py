@@ -7,6 +7,7 @@ survives a broker outage, and (with exactly_once) no message is sent outside a t
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.web import Request, Response
@@ -15,6 +16,8 @@ from orderflow import intake, schemas
 from orderflow.db import DatabaseUnavailable
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_bytes_response
+
+log = logging.getLogger(__name__)
 
 
 async def accept_command(
@@ -58,7 +61,10 @@ async def accept_command(
     except intake.IdempotencyError as error:
         raise Problem(400, str(error)) from None
     except DatabaseUnavailable as error:
-        raise Problem(503, f"the command was not accepted: {error}; retry later") from None
+        # The reason (hosts, driver errors) goes to the log, not to the client.
+        log.warning("a command was not accepted: %s", error)
+        detail = "the command was not accepted: the database is unavailable; retry later"
+        raise Problem(503, detail) from None
     headers = dict(stored.headers)
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -8,6 +8,7 @@ from typing import Any
 from faust.web import Request, Response
 
 from orderflow.resilience.dlq_store import Selection, dead_letter_topics, read, replay
+from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response, read_json
 
@@ -22,16 +23,46 @@ def _moment(value: Any, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.astimezone()
 
 
+MAX_FILTER_LENGTH = 200
+MAX_RECORDS = 1000
+_FILTERS = {
+    "error_type": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+    "key": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+    "since": {"type": "string", "maxLength": MAX_FILTER_LENGTH, "description": "ISO 8601"},
+    "until": {"type": "string", "maxLength": MAX_FILTER_LENGTH, "description": "ISO 8601"},
+}
+REPLAY_SCHEMA = {"type": "object", "properties": {**_FILTERS, "dry_run": {"type": "boolean"}}}
+
+
+def filter_parameters() -> list[dict[str, Any]]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_RECORDS, "default": 50}
+    return [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in {**_FILTERS, "limit": limit}.items()
+    ]
+
+
+def _text(source: Any, name: str) -> str | None:
+    value = source.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_FILTER_LENGTH:
+        raise Problem(422, f"{name} must be a string of at most {MAX_FILTER_LENGTH} characters")
+    return value
+
+
 def _selection(source: Any) -> Selection:
     return Selection(
-        error_type=source.get("error_type") or None,
-        key=source.get("key"),
+        error_type=_text(source, "error_type") or None,
+        key=_text(source, "key"),
         since=_moment(source.get("since"), "since"),
         until=_moment(source.get("until"), "until"),
     )
 
 
 class DeadLetterTopics(ApiView):
+    operations = serves(get=Operation("Every dead-letter topic and its size", ADMIN, "admin"))
+
     async def get(self, request: Request) -> Response:
         settings = self.platform.settings
         topics = await dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix)
@@ -39,13 +70,23 @@ class DeadLetterTopics(ApiView):
 
 
 class DeadLetterRecords(ApiView):
+    operations = serves(
+        get=Operation(
+            "Dead letters of a topic, filtered",
+            ADMIN,
+            "admin",
+            query=filter_parameters,
+            errors=(400, 404, 422),
+        )
+    )
+
     async def get(self, request: Request, topic: str) -> Response:
         try:
             limit = int(request.query.get("limit", "50"))
         except ValueError:
             limit = 0
-        if not 1 <= limit <= 1000:
-            raise Problem(400, "limit must be an integer from 1 to 1000")
+        if not 1 <= limit <= MAX_RECORDS:
+            raise Problem(400, f"limit must be an integer from 1 to {MAX_RECORDS}")
         try:
             letters = await read(
                 self.platform.settings.bootstrap_servers, topic, _selection(request.query), limit
@@ -56,6 +97,17 @@ class DeadLetterRecords(ApiView):
 
 
 class DeadLetterReplay(ApiView):
+    operations = serves(
+        post=Operation(
+            "Replay dead letters to their origin topic (or a dry run)",
+            ADMIN,
+            "admin",
+            body=lambda: REPLAY_SCHEMA,
+            body_required=False,
+            errors=(400, 404, 413, 415, 422),
+        )
+    )
+
     async def post(self, request: Request, topic: str) -> Response:
         body = await read_json(self, request, required=False)
         if not isinstance(body, dict):

@@ -7,14 +7,37 @@ from faust.web import Request, Response
 
 from orderflow import intake, schemas, topics
 from orderflow.domain import orders
+from orderflow.views.access import ADMIN, ANY_ROLE, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
 
 MAX_DELTA = 1_000_000
+MAX_REASON_LENGTH = 200
+REASON_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": r"\S"}
+ADJUSTMENT_SCHEMA = {
+    "type": "object",
+    "required": ["delta", "reason"],
+    "properties": {
+        "delta": {
+            "type": "integer",
+            "minimum": -MAX_DELTA,
+            "maximum": MAX_DELTA,
+            "not": {"const": 0},
+        },
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_REASON_LENGTH,
+            "pattern": r"\S",
+        },
+    },
+}
 
 
 class Stock(ApiView):
+    operations = serves(get=Operation("A sku's stock", ANY_ROLE, "reads", errors=(404, 503)))
+
     async def get(self, request: Request, sku: str) -> Response:
         async def answer() -> Response:
             level = self.platform.data.stock_level(sku)
@@ -34,6 +57,17 @@ class Stock(ApiView):
 
 
 class StockAdjustments(ApiView):
+    operations = serves(
+        post=Operation(
+            "Adjust a sku's stock (restock, write-off)",
+            ADMIN,
+            "admin",
+            body=lambda: ADJUSTMENT_SCHEMA,
+            status=202,
+            errors=(400, 409, 413, 415, 422, 503),
+        )
+    )
+
     async def post(self, request: Request, sku: str) -> Response:
         body = await read_json(self, request)
         if not isinstance(body, dict):
@@ -44,8 +78,9 @@ class StockAdjustments(ApiView):
             errors.append({"field": "delta", "message": "required, a non-zero integer"})
         elif abs(delta) > MAX_DELTA:
             errors.append({"field": "delta", "message": f"at most {MAX_DELTA} either way"})
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
-            errors.append({"field": "reason", "message": "required, at most 200 characters"})
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+            message = f"required, at most {MAX_REASON_LENGTH} characters"
+            errors.append({"field": "reason", "message": message})
         if sku_problem := orders.sku_problem(sku):
             errors.append({"field": "sku", "message": sku_problem})
         if errors:

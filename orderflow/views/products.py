@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from faust.web import Request, Response
 
 from orderflow import intake, schemas, topics
-from orderflow.domain.catalog import InvalidProduct, parse_product
+from orderflow.domain.catalog import InvalidProduct, parse_product, product_schema
 from orderflow.projections import PROJECTIONS
 from orderflow.projections.stores import StoreUnavailable
+from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
+
+log = logging.getLogger(__name__)
 
 
 def public(document: dict[str, Any]) -> dict[str, Any]:
@@ -22,12 +26,28 @@ def public(document: dict[str, Any]) -> dict[str, Any]:
 
 # "search" is the search view (orderflow.views.search), never a product id.
 class Product(ApiView):
+    operations = serves(
+        get=Operation("A product's document, with its stock", None, "public", errors=(404, 503)),
+        put=Operation(
+            "Create or replace a product",
+            ADMIN,
+            "admin",
+            body=product_schema,
+            status=202,
+            errors=(400, 409, 413, 415, 422, 503),
+        ),
+        delete=Operation(
+            "Delete a product", ADMIN, "admin", status=202, errors=(400, 409, 422, 503)
+        ),
+    )
+
     async def get(self, request: Request, product_id: str) -> Response:
         try:
             store = self.platform.read_side.store(PROJECTIONS["products-documents"])
             document = await store.get(product_id)
         except StoreUnavailable as error:
-            raise Problem(503, f"product documents are unavailable right now: {error}") from None
+            log.warning("reading product %s failed: %s", product_id, error)
+            raise Problem(503, "product documents are unavailable right now; retry") from None
         if document is None or document.get("deleted"):
             gone = "was deleted" if document else "is not in the catalog"
             raise Problem(404, f"product {product_id} {gone}")

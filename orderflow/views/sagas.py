@@ -7,6 +7,7 @@ from typing import Any
 from faust.web import Request, Response
 
 from orderflow.domain.saga import SagaState
+from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
 
@@ -36,6 +37,10 @@ def saga_document(state: SagaState) -> dict[str, Any]:
 
 
 class Saga(ApiView):
+    operations = serves(
+        get=Operation("A saga's state and steps", ADMIN, "admin", errors=(404, 503))
+    )
+
     async def get(self, request: Request, order_id: str) -> Response:
         async def answer() -> Response:
             state = self.platform.data.sagas.get(order_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -12,8 +13,11 @@ from orderflow.observability.metrics import SEARCH_DURATION
 from orderflow.projections import PROJECTIONS, search
 from orderflow.projections.elasticsearch import ElasticsearchIndex
 from orderflow.projections.stores import StoreUnavailable
+from orderflow.views.access import ANY_ROLE, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.problems import Problem, json_response
+
+log = logging.getLogger(__name__)
 
 
 async def run_search(
@@ -29,7 +33,8 @@ async def run_search(
     try:
         answer = await index.search(wanted.body)
     except StoreUnavailable as error:
-        raise Problem(503, f"search is unavailable right now: {error}") from None
+        log.warning("a search of %s failed: %s", projection, error)
+        raise Problem(503, "search is unavailable right now; retry") from None
     except ApiError as error:
         if error.meta.status == 404:  # no index yet: nothing was ever projected
             return wanted, {"hits": {"total": {"value": 0}, "hits": []}}
@@ -40,6 +45,16 @@ async def run_search(
 
 
 class ProductSearch(ApiView):
+    operations = serves(
+        get=Operation(
+            "Full-text product search with facets",
+            None,
+            "public",
+            query=lambda: search.parameters(search.product_search),
+            errors=(422, 503),
+        )
+    )
+
     async def get(self, request: Request) -> Response:
         wanted, answer = await run_search(self, "products-search", request, search.product_search)
         total, products = search.hits(answer)
@@ -56,8 +71,24 @@ class ProductSearch(ApiView):
 
 
 class OrderSearch(ApiView):
+    operations = serves(
+        get=Operation(
+            "Search orders (a customer finds its own orders only)",
+            ANY_ROLE,
+            "reads",
+            query=lambda: search.parameters(search.order_search),
+            errors=(422, 503),
+        )
+    )
+
     async def get(self, request: Request) -> Response:
-        wanted, answer = await run_search(self, "orders-search", request, search.order_search)
+        principal = self.caller(request)
+        only = None if principal.for_any_customer else principal.subject
+
+        def build(query: Any) -> search.Search:
+            return search.order_search(query, only_customer=only)
+
+        wanted, answer = await run_search(self, "orders-search", request, build)
         total, orders = search.hits(answer)
         return json_response(
             self, {"total": total, "page": wanted.page, "size": wanted.size, "orders": orders}

@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from tests.conftest import fresh_database
+from tests.support import auth
 from tests.support.workers import WorkerProcess, free_port
 
 MAX_OUTBOX_AGE = 2.0
@@ -69,7 +70,7 @@ def place(api: str) -> tuple[int, dict[str, str], Any]:
         f"{api}/orders",
         data=orjson.dumps(ORDER),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **auth.customer(ORDER["customer_id"])},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

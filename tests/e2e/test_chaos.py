@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.test_table_recovery import EXACTLY_ONCE_LOSES_UPDATES
+from tests.support import auth
 from tests.support.load import (
     Cluster,
     alive,
@@ -102,7 +103,7 @@ async def test_nothing_is_lost_or_done_twice_while_workers_keep_dying(
     placed: dict[str, Any] = {}
     kills: list[float] = []
     timeout = aiohttp.ClientTimeout(total=45)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(headers=auth.admin(), timeout=timeout) as session:
         await stock_up(session, cluster, kafka_bootstrap, SKUS, STOCK, "chaos")
 
         supervision = asyncio.Event()

@@ -26,6 +26,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from orderflow import schemas
+from tests.support import auth
 from tests.support.proxy import TcpRelay
 from tests.support.workers import (
     REPO,
@@ -151,7 +152,9 @@ async def test_poison_messages_are_dead_lettered_and_the_agent_goes_on(
     finally:
         await producer.stop()
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         await stock(session, platform.api, 10)
         order_id = await place(session, platform.api)
         assert (await outcome(session, platform.api, order_id))["status"] == "CONFIRMED"
@@ -206,7 +209,9 @@ async def test_a_gateway_outage_opens_the_breaker_and_rejects_no_order(
 ) -> None:
     state = 'orderflow_circuit_breaker_state{breaker="payment_gateway"}'
     opened = 'orderflow_circuit_breaker_opened_total{breaker="payment_gateway"}'
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         await stock(session, platform.api, 100)
         before = [await place(session, platform.api) for _ in range(5)]
         for order_id in before:
@@ -240,7 +245,9 @@ async def test_a_dead_lettered_void_is_replayed_once_the_gateway_is_back(
     platform: Platform,
 ) -> None:
     dlq_topic = f"{platform.prefix}payments.commands.dlq"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         await stock(session, platform.api, 10)
         order_id = await place(session, platform.api)
         assert (await outcome(session, platform.api, order_id))["status"] == "CONFIRMED"

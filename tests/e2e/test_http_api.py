@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support import auth
 from tests.support.workers import PaymentSimulator, WorkerProcess, free_port, http_get
 
 STEP_TIMEOUT = 5.0
@@ -73,7 +74,7 @@ def request(
     method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
 ) -> tuple[int, str, Any]:
     req = urllib.request.Request(
-        url, data=body, method=method, headers={"Content-Type": content_type}
+        url, data=body, method=method, headers={"Content-Type": content_type, **auth.admin()}
     )
     try:
         with urllib.request.urlopen(req, timeout=40) as response:

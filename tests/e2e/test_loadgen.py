@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support import auth
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
 
 
@@ -48,6 +49,8 @@ def test_loadgen_follows_every_order_to_its_outcome(
         **os.environ,
         "ORDERFLOW_BROKER_URL": f"kafka://{kafka_bootstrap}",
         "ORDERFLOW_TOPIC_PREFIX": f"{run_id}-loadgen.",
+        # The workers' key: loadgen signs an admin's token and each customer's own with it.
+        "ORDERFLOW_JWT_SECRET": auth.TEST_JWT_SECRET,
     }
     completed = subprocess.run(
         [sys.executable, "-m", "orderflow.cli", "loadgen",

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orderflow.observability.tracing import dump
+from tests.support import auth
 from tests.support.webhook import WebhookReceiver
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
 
@@ -99,7 +100,9 @@ async def test_counters_match_what_happened_and_one_order_is_one_trace(
 ) -> None:
     first, second = workers
     api = f"{first.url}/api/v1"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         await post(session, f"{api}/inventory/{SKU}/adjustments", {"delta": 20, "reason": "obs"})
         for _ in range(300):
             if (await get(session, f"{api}/inventory/{SKU}")).get("on_hand") == 20:

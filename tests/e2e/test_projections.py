@@ -29,6 +29,7 @@ from orderflow.domain.catalog import ProductView
 from orderflow.projections import PROJECTIONS
 from orderflow.projections.read_side import ReadSide
 from orderflow.settings import Settings
+from tests.support import auth
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
 
 PARTITIONS = 4
@@ -107,7 +108,9 @@ async def read_side(settings: Settings) -> AsyncIterator[ReadSide]:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as client:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=40)
+    ) as client:
         yield client
 
 

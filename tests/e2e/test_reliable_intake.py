@@ -27,6 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.conftest import INFRA, fresh_database
+from tests.support import auth
 from tests.support.read_models import customer_lists
 from tests.support.workers import PaymentSimulator, WorkerProcess, free_port, platform_workers
 
@@ -145,7 +146,9 @@ async def test_orders_accepted_while_kafka_is_down_are_processed_once_it_is_back
     platform: dict[str, Any],
 ) -> None:
     api, kafka = platform["api"], platform["kafka"]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         status, _, _ = await post(
             session, f"{api}/inventory/{SKU}/adjustments", {"delta": 1000, "reason": "seed"}
         )
@@ -192,7 +195,9 @@ async def test_rows_published_again_after_a_relay_crash_change_nothing(
     platform: dict[str, Any],
 ) -> None:
     api = platform["api"]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         placed = []
         for _ in range(10):
             status, accepted, _ = await post(session, f"{api}/orders", order(quantity=2))
@@ -230,7 +235,9 @@ async def test_one_idempotency_key_makes_one_order(platform: dict[str, Any]) -> 
     api = platform["api"]
     key = uuid.uuid4().hex
     body = order(customer="c-idempotent")
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
         answers = await asyncio.gather(
             *(post(session, f"{api}/orders", body, **{"Idempotency-Key": key}) for _ in range(50))
         )
@@ -281,7 +288,7 @@ async def test_without_the_database_a_post_is_refused_with_503(
     worker.start()
     try:
         worker.wait_ready()
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=auth.admin()) as session:
             status, problem, headers = await post(session, f"{worker.url}/api/v1/orders", order())
         assert status == 503
         assert headers["Content-Type"] == "application/problem+json"

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support import auth
 from tests.support.read_models import customer_lists
 from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
 
@@ -83,7 +84,9 @@ def workers(
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as client:
+    async with aiohttp.ClientSession(
+        headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=40)
+    ) as client:
         yield client
 
 

@@ -34,6 +34,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import fresh_database
+from tests.support import auth
 from tests.support.load import (
     Cluster,
     alive,
@@ -230,7 +231,8 @@ async def test_scaling_from_one_to_three_workers_and_back_loses_nothing(
     steps: list[Step] = []
     reads = Reads()
     serving = {cluster.workers[0].name: cluster.workers[0]}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=45)) as session:
+    timeout = aiohttp.ClientTimeout(total=45)
+    async with aiohttp.ClientSession(headers=auth.admin(), timeout=timeout) as session:
         await stock_up(session, cluster, kafka_bootstrap, SKUS, STOCK, "scale-out")
         stop = asyncio.Event()
         load_from = time.time()

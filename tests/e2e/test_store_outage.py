@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from elasticsearch import AsyncElasticsearch
 
+from tests.support import auth
 from tests.support.proxy import TcpRelay
 from tests.support.workers import PaymentSimulator, WorkerProcess, free_port, platform_workers
 
@@ -83,7 +84,9 @@ async def test_a_store_outage_holds_back_its_projection_and_nothing_else(
                 worker.start()
             for worker in (first, second):
                 await asyncio.to_thread(worker.wait_ready)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with aiohttp.ClientSession(
+                headers=auth.admin(), timeout=aiohttp.ClientTimeout(total=60)
+            ) as session:
                 status, _ = await call(
                     session, "POST", f"{api}/inventory/{SKU}/adjustments",
                     {"delta": 1_000, "reason": "outage test"},

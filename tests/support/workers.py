@@ -18,6 +18,17 @@ from typing import Any
 import orjson
 
 from orderflow.views.health import STALLED_EXIT_STATUS
+from tests.support.auth import TEST_JWT_SECRET
+
+# What every test worker gets unless the test says otherwise: the tests' token key, and no
+# rate limits (the tests that are about limits set their own).
+WORKER_DEFAULTS = {
+    "ORDERFLOW_JWT_SECRET": TEST_JWT_SECRET,
+    "ORDERFLOW_RATE_LIMIT_PUBLIC": "off",
+    "ORDERFLOW_RATE_LIMIT_READS": "off",
+    "ORDERFLOW_RATE_LIMIT_WRITES": "off",
+    "ORDERFLOW_RATE_LIMIT_ADMIN": "off",
+}
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +70,7 @@ class WorkerProcess:
         self.app = app
         self.name = name
         self.port = port or int(env["ORDERFLOW_WEB_PORT"])
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **WORKER_DEFAULTS, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.command = command or ["-m", "faust", "-A", app, "worker", "--loglevel", "info"]
         self.process: subprocess.Popen[bytes] | None = None

@@ -24,9 +24,10 @@ from orderflow.resilience import dlq, handling
 from orderflow.schemas.codec import decode
 from orderflow.settings import Settings
 from orderflow.tables import codecs
+from tests.support.auth import TEST_JWT_SECRET
 
 # The whole platform, wired by the composition root, with in-memory tables.
-app = create_app(Settings(store="memory://"))
+app = create_app(Settings(store="memory://", jwt_secret=TEST_JWT_SECRET))
 tables = app.data
 
 

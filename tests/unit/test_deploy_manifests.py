@@ -18,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from orderflow.auth.guard import Guard
 from orderflow.cli import main
 from orderflow.observability.metrics import CONSUMER_LAG
 from orderflow.settings import Settings
@@ -174,11 +175,17 @@ def test_the_configmap_holds_settings_only(rendered: Manifests) -> None:
     # Settings.from_env ignores variables without the prefix: they must not be here.
     assert all(key.startswith("ORDERFLOW_") for key in data), sorted(data)
     Settings.from_env(data)  # unknown or invalid ORDERFLOW_* settings raise
-    assert set(rendered["Secret/orderflow"]["stringData"]) == {"ORDERFLOW_DATABASE_URL"}
+    assert set(rendered["Secret/orderflow"]["stringData"]) == {
+        "ORDERFLOW_DATABASE_URL",
+        "ORDERFLOW_FORWARDING_SECRET",
+    }
 
 
 def test_the_workers_settings_are_valid(rendered: Manifests) -> None:
     settings = worker_settings(rendered, "worker-2")
+    guard = Guard.from_settings(settings)  # a worker with these settings serves the API
+    assert guard.verifier is not None
+    assert guard.verifier.algorithms == ["RS256", "ES256"]
     assert settings.canonical_url == "http://worker-2.orderflow-workers:6066"
     mounts = {m["name"]: m["mountPath"] for m in worker_container(rendered)["volumeMounts"]}
     assert str(settings.data_dir) == mounts["data"] == DATA_DIR

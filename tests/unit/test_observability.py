@@ -120,8 +120,9 @@ async def test_the_gauge_sampler_ends_when_the_worker_stops(
     from orderflow.app import create_app
     from orderflow.observability import sampler
     from orderflow.settings import Settings
+    from tests.support.auth import TEST_JWT_SECRET
 
-    app = create_app(Settings(store="memory://"))
+    app = create_app(Settings(store="memory://", jwt_secret=TEST_JWT_SECRET))
 
     sampled: list[str] = []
 

@@ -14,6 +14,7 @@ from orderflow.app import create_app
 from orderflow.resilience import producer_buffer
 from orderflow.resilience.producer_buffer import DrainingProducerBuffer
 from orderflow.settings import Settings
+from tests.support.auth import TEST_JWT_SECRET
 
 
 class SlowChannel:
@@ -184,7 +185,7 @@ def test_a_buffer_that_does_not_count_shows_nothing_delivered() -> None:
 
 
 def test_the_apps_producer_counts_acknowledgements(tmp_path: Path) -> None:
-    app = create_app(Settings.from_env({"ORDERFLOW_DATA_DIR": str(tmp_path)}))
+    app = create_app(Settings(data_dir=tmp_path, jwt_secret=TEST_JWT_SECRET))
 
     assert isinstance(app.producer.buffer, DrainingProducerBuffer)
     assert producer_buffer.undelivered(app.producer) is None  # nothing was put

@@ -1,0 +1,238 @@
+"""Bearer tokens: JWTs verified with PyJWT, and minted for local use.
+
+A token is accepted only if its header names an algorithm this deployment has a key for, and
+only with that key: HS256 with ``ORDERFLOW_JWT_SECRET``; RS256 or ES256 with a key of the JWKS
+(``ORDERFLOW_JWT_JWKS_URL``) whose type and curve give that algorithm. ``alg: none``, an HMAC
+token "signed" with a public key (algorithm confusion) and every other algorithm are refused
+before any signature is computed. ``iss``, ``aud``, ``exp`` and ``sub`` are required, ``nbf`` is
+checked when present, both times with ``leeway`` seconds of clock skew.
+
+Every refusal is a :class:`TokenRefused` carrying an RFC 6750 error code and a description
+safe to show the client (it never echoes the token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import orjson
+from jwt import PyJWK, PyJWKSet
+
+from orderflow.auth.principal import Principal
+from orderflow.errors import OrderflowError
+
+log = logging.getLogger(__name__)
+
+HMAC_ALGORITHM = "HS256"
+KEY_ALGORITHMS = ("RS256", "ES256")
+REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+MAX_TOKEN_LENGTH = 4096
+MAX_SUBJECT_LENGTH = 100  # a customer id's bound (orderflow.domain.orders.MAX_ID_LENGTH)
+
+
+class TokenRefused(OrderflowError):
+    """The request's credentials are not acceptable; ``error`` is an RFC 6750 error code."""
+
+    def __init__(self, description: str, error: str | None = "invalid_token") -> None:
+        super().__init__(description)
+        self.description = description
+        self.error = error
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None without the header."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        # Another scheme is no bearer credential: answered like a missing one (no error code).
+        raise TokenRefused("use the Bearer authentication scheme", error=None)
+    token = token.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH or " " in token:
+        raise TokenRefused("the bearer token is malformed")
+    return token
+
+
+Fetch = Callable[[str], Awaitable[bytes]]
+
+
+class JwksKeys:
+    """The signing keys an identity provider publishes (RFC 7517), fetched without blocking.
+
+    The set is fetched on first use, again after ``max_age`` seconds, and when a token names a
+    key id it does not hold (a key rotation), at most once per ``min_interval`` seconds so that
+    tokens with made-up key ids cannot make the worker hammer the provider.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fetch: Fetch | None = None,
+        *,
+        max_age: float = 300.0,
+        min_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._fetch = fetch or _fetch
+        self.max_age = max_age
+        self.min_interval = min_interval
+        self.clock = clock
+        self._keys: list[PyJWK] = []
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None, algorithm: str) -> PyJWK:
+        now = self.clock()
+        stale = self._fetched_at is None or now - self._fetched_at > self.max_age
+        found = None if stale else self._select(kid, algorithm)
+        if found is None and (
+            self._fetched_at is None or now - self._fetched_at >= self.min_interval
+        ):
+            await self._refresh()
+            found = self._select(kid, algorithm)
+        if found is None:
+            raise TokenRefused("the token's signing key is not known")
+        return found
+
+    def _select(self, kid: str | None, algorithm: str) -> PyJWK | None:
+        candidates = [k for k in self._keys if k.algorithm_name == algorithm]
+        if kid is not None:
+            candidates = [k for k in candidates if k.key_id == kid]
+        elif len(candidates) != 1:  # without a key id only an unambiguous key will do
+            return None
+        return candidates[0] if candidates else None
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if self._fetched_at is not None and self.clock() - self._fetched_at < 1.0:
+                return  # another request refreshed it just now
+            try:
+                document = orjson.loads(await self._fetch(self.url))
+                self._keys = signing_keys(document)
+            except Exception as error:  # the provider's problem: keep the keys held
+                log.warning("could not load the JWKS from %s: %r", self.url, error)
+            self._fetched_at = self.clock()
+
+
+def signing_keys(document: Any) -> list[PyJWK]:
+    """The RS256 and ES256 signature keys of a JWKS document; other keys are left out."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise ValueError("a JWKS is an object with a list of keys")
+    usable = [
+        k
+        for k in document["keys"]
+        if isinstance(k, Mapping) and k.get("use", "sig") == "sig" and k.get("kty") in ("RSA", "EC")
+    ]
+    if not usable:
+        return []
+    keys = PyJWKSet.from_dict({"keys": usable}).keys
+    return [k for k in keys if k.algorithm_name in KEY_ALGORITHMS]
+
+
+async def _fetch(url: str) -> bytes:
+    if url.startswith("file://"):
+        return await asyncio.to_thread(Path(url.removeprefix("file://")).read_bytes)
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+        answer.raise_for_status()
+        return await answer.read()
+
+
+@dataclass
+class TokenVerifier:
+    issuer: str
+    audience: str
+    leeway: float
+    secret: str = ""
+    jwks: JwksKeys | None = None
+
+    @property
+    def algorithms(self) -> list[str]:
+        return [HMAC_ALGORITHM] * bool(self.secret) + list(KEY_ALGORITHMS) * bool(self.jwks)
+
+    async def verify(self, token: str) -> Principal:
+        """The principal ``token`` stands for, or TokenRefused saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise TokenRefused("the bearer token is malformed") from None
+        algorithm = header.get("alg")
+        if algorithm not in self.algorithms:
+            raise TokenRefused(f"tokens signed with {str(algorithm)[:20]!r} are not accepted")
+        key: Any
+        if algorithm == HMAC_ALGORITHM:
+            key = self.secret
+        else:
+            assert self.jwks is not None
+            kid = header.get("kid")
+            key = await self.jwks.key(kid if isinstance(kid, str) else None, algorithm)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED_CLAIMS), "verify_iat": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenRefused("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise TokenRefused("the token is not valid yet (nbf)") from None
+        except jwt.InvalidAudienceError:
+            raise TokenRefused("the token is not meant for this service (aud)") from None
+        except jwt.InvalidIssuerError:
+            raise TokenRefused("the token's issuer is not trusted (iss)") from None
+        except jwt.InvalidSignatureError:
+            raise TokenRefused("the token's signature does not verify") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise TokenRefused(f"the token has no {error.claim!r} claim") from None
+        except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
+            raise TokenRefused("the bearer token is malformed") from None
+        return principal_of(claims)
+
+
+def principal_of(claims: Mapping[str, Any]) -> Principal:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
+        raise TokenRefused(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters")
+    roles = claims.get("roles", [])
+    if isinstance(claims.get("role"), str):
+        roles = [*roles, claims["role"]] if isinstance(roles, list) else [claims["role"]]
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise TokenRefused("roles must be a list of role names")
+    return Principal.of(subject, roles)
+
+
+def mint(
+    secret: str,
+    subject: str,
+    roles: Iterable[str],
+    *,
+    issuer: str,
+    audience: str,
+    ttl: float,
+    now: float | None = None,
+) -> str:
+    """An HS256 token for ``subject`` with ``roles``, valid from now for ``ttl`` seconds."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "roles": list(roles),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(ttl),
+    }
+    return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
