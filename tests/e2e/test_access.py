@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import auth
 from tests.support.read_models import customer_lists
-from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, running
 
 PARTITIONS = 4
 SKU = "SKU-ACCESS"
@@ -47,15 +47,8 @@ def workers(
             elasticsearch_url=elasticsearch,
             mongodb_url=mongodb,
         )
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                process.wait_ready()
+        with running(processes):
             yield processes
-        finally:
-            for process in processes:
-                process.stop()
 
 
 class Client:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.support import auth
-from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, running
 
 SKU = "SKU-LIMITS"
 
@@ -46,15 +46,8 @@ def workers(
             rate_limit_public="2/60",
             max_body_bytes="2048",
         )
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                process.wait_ready()
+        with running(processes):
             yield processes
-        finally:
-            for process in processes:
-                process.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.support import auth
-from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, running
 
 
 @pytest.fixture
@@ -30,15 +30,8 @@ def workers(
             database_url=database_url,
             gateway=simulator.url,
         )
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                process.wait_ready()
+        with running(processes):
             yield processes
-        finally:
-            for process in processes:
-                process.stop()
 
 
 def test_loadgen_follows_every_order_to_its_outcome(

@@ -30,7 +30,13 @@ from orderflow.projections import PROJECTIONS
 from orderflow.projections.read_side import ReadSide
 from orderflow.settings import Settings
 from tests.support import auth
-from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
+from tests.support.workers import (
+    PaymentSimulator,
+    WorkerProcess,
+    platform_workers,
+    running,
+    supervise,
+)
 
 PARTITIONS = 4
 PRODUCTS = [f"P-{n:03d}" for n in range(120)]
@@ -83,15 +89,8 @@ def workers(
         elasticsearch_url=settings.elasticsearch_url,
         mongodb_url=settings.mongodb_url,
     )
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            process.wait_ready()
+    with running(processes):
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,13 @@ import pytest
 
 from tests.support import auth
 from tests.support.read_models import customer_lists
-from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers, supervise
+from tests.support.workers import (
+    PaymentSimulator,
+    WorkerProcess,
+    platform_workers,
+    running,
+    supervise,
+)
 
 PARTITIONS = 4
 NORMAL_SKUS = [f"SKU-{c}" for c in "ABCDEF"]
@@ -71,15 +77,8 @@ def workers(
         payment_timeout="0.5",
         saga_step_timeout="120",
     )
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            process.wait_ready()
+    with running(processes):
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 @pytest.fixture

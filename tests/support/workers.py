@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,20 @@ class PaymentSimulator:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running(processes: list[WorkerProcess]) -> Iterator[list[WorkerProcess]]:
+    """Start every worker, wait until each is ready, and stop them all afterwards."""
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def platform_workers(
