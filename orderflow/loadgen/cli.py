@@ -240,5 +240,11 @@ def header(settings: Settings, options: LoadOptions, catalog: Catalog) -> dict[s
         "tag": catalog.tag,
         "skus": catalog.count,
         "stock_per_sku": catalog.stock,
-        "options": {**asdict(options), "mix": str(options.mix), "workers": list(options.workers)},
+        "options": {
+            **asdict(options),
+            "mix": str(options.mix),
+            "workers": list(options.workers),
+            # Whether tokens were sent, never the key they were signed with.
+            "credentials": "signed tokens" if options.credentials else "none",
+        },
     }

@@ -286,3 +286,24 @@ def test_the_loadgen_command_refuses_more_lines_than_skus() -> None:
     result = CliRunner().invoke(main, ["loadgen", "--lines", "5", "--skus", "2"])
     assert result.exit_code == 2
     assert "--lines 5 is more than --skus 2" in result.output
+
+
+def test_the_report_says_tokens_were_sent_and_never_holds_their_key() -> None:
+    import orjson
+
+    from orderflow.loadgen.cli import header
+    from orderflow.loadgen.credentials import Credentials
+    from orderflow.loadgen.plan import Catalog
+    from orderflow.loadgen.runner import LoadOptions
+    from orderflow.settings import Settings
+
+    secret = "k" * 40
+    settings = Settings(jwt_secret=secret)
+    credentials = Credentials.from_settings(settings)
+    assert credentials is not None
+    credentials.customer("c-1")  # a token made and kept
+    options = LoadOptions(workers=("http://127.0.0.1:6066",), credentials=credentials)
+    report = orjson.dumps(header(settings, options, Catalog.of("lg1", 2, 100)))
+    assert b'"credentials":"signed tokens"' in report
+    assert secret.encode() not in report
+    assert b"Bearer" not in report
