@@ -87,7 +87,7 @@ class OrderflowApp(faust.App):
         # Events the agents and sinks are working on (what a rebalance waits for).
         self.in_flight = InFlight()
         # Whether new orders are let in, from the saga's backlog (orderflow.intake.admission).
-        self.admission = Admission(settings.intake_max_outbox_age, settings.intake_max_saga_lag)
+        self.admission = Admission(settings.intake_max_outbox_age, settings.intake_max_saga_delay)
         # Taken when the worker starts: one worker per data directory.
         self.data_dir_lock: DataDirLock | None = None
 

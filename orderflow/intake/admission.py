@@ -10,10 +10,12 @@ Two signals, sampled every ``SAMPLE_INTERVAL`` seconds:
 
 * the age of the oldest command the outbox relay has not published yet (PostgreSQL; the same
   for every worker), bounded by ``ORDERFLOW_INTAKE_MAX_OUTBOX_AGE``;
-* the records not yet read on the saga's own partitions of this worker (orders.commands,
-  saga.replies, inventory.commands, payments.commands), bounded by
-  ``ORDERFLOW_INTAKE_MAX_SAGA_LAG``. Every worker carries its share of the same load, so its
-  own partitions tell how the group is doing.
+* how long this worker's saga partitions (orders.commands, saga.replies, inventory.commands,
+  payments.commands) would take to work off the records they have left to read, at the pace
+  they were worked off over the last ``PACE_WINDOW`` seconds, bounded by
+  ``ORDERFLOW_INTAKE_MAX_SAGA_DELAY``: an order accepted now waits about that long in front of
+  each of its steps, so past a fraction of the step timeout it would time out. Every worker
+  carries its share of the same load, so its own partitions tell how the group is doing.
 
 A bound of 0 turns its check off.
 """
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orderflow.db import DatabaseUnavailable
 from orderflow.sinks.outbox_relay import outbox_lag
@@ -40,10 +44,48 @@ MIN_RETRY_AFTER = 1
 MAX_RETRY_AFTER = 30
 
 
+PACE_WINDOW = 10.0  # seconds of progress the saga's pace is measured over
+
+
 @dataclass(frozen=True, slots=True)
 class Backlog:
     outbox_age: float  # seconds the oldest unpublished command has waited
     saga_lag: int  # records not yet read on the saga's partitions of this worker
+    saga_delay: float = 0.0  # seconds to work them off at the recent pace (inf: no progress)
+
+
+class Pace:
+    """How many saga records per second this worker worked off over the last PACE_WINDOW
+    seconds, from its committed offsets (which move at every commit, a few seconds apart)."""
+
+    def __init__(self, window: float = PACE_WINDOW) -> None:
+        self.window = window
+        self._committed: dict[Any, int] = {}
+        self._samples: deque[tuple[float, int]] = deque()  # (when, records since the last)
+
+    def observe(self, now: float, committed: Mapping[Any, int]) -> float | None:
+        """The pace in records per second, or None before half a window of samples."""
+        # A partition that was just assigned has no earlier offset: no progress counted.
+        progress = sum(
+            max(offset - self._committed[tp], 0)
+            for tp, offset in committed.items()
+            if tp in self._committed
+        )
+        self._committed = dict(committed)
+        self._samples.append((now, progress))
+        while now - self._samples[0][0] > self.window:
+            self._samples.popleft()
+        span = now - self._samples[0][0]
+        if span < self.window / 2:
+            return None
+        return sum(records for _, records in list(self._samples)[1:]) / span
+
+
+def delay(lag: int, pace: float | None) -> float:
+    """Seconds to work off ``lag`` records at ``pace``; 0 while the pace is not known yet."""
+    if lag <= 0 or pace is None:
+        return 0.0
+    return lag / pace if pace > 0 else math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +97,9 @@ class Refusal:
 class Admission:
     """The latest backlog sample, and whether it lets a new order in."""
 
-    def __init__(self, max_outbox_age: float, max_saga_lag: int) -> None:
+    def __init__(self, max_outbox_age: float, max_saga_delay: float) -> None:
         self.max_outbox_age = max_outbox_age
-        self.max_saga_lag = max_saga_lag
+        self.max_saga_delay = max_saga_delay
         self.backlog = Backlog(0.0, 0)
 
     def observe(self, backlog: Backlog) -> None:
@@ -78,25 +120,28 @@ class Admission:
                 f"(more than {self.max_outbox_age:g} s)",
                 _seconds(backlog.outbox_age - self.max_outbox_age),
             )
-        if self.max_saga_lag and backlog.saga_lag > self.max_saga_lag:
-            # As long again as the excess took to build up, at the bound's pace: a guess, but
-            # one that grows with the backlog and is capped.
-            excess = backlog.saga_lag / self.max_saga_lag
+        if self.max_saga_delay and backlog.saga_delay > self.max_saga_delay:
+            took = (
+                "make no progress"
+                if math.isinf(backlog.saga_delay)
+                else f"take {backlog.saga_delay:.1f} s"
+            )
             return Refusal(
-                f"the saga has {backlog.saga_lag} records to read (more than {self.max_saga_lag})",
-                _seconds(excess),
+                f"the saga's {backlog.saga_lag} records to read {took} to work off "
+                f"(more than {self.max_saga_delay:g} s)",
+                _seconds(backlog.saga_delay - self.max_saga_delay),
             )
         return None
 
 
 def _seconds(value: float) -> int:
-    return max(MIN_RETRY_AFTER, min(MAX_RETRY_AFTER, math.ceil(value)))
+    return max(MIN_RETRY_AFTER, math.ceil(min(float(MAX_RETRY_AFTER), value)))
 
 
 async def sample_forever(
     admission: Admission,
     outbox_age: Callable[[], Awaitable[float | None]],
-    saga_lag: Callable[[], Awaitable[int | None]],
+    saga_lag: Callable[[], Awaitable[tuple[int, float] | None]],
     sleep: Callable[[float], Awaitable[None]],
     stopping: Callable[[], bool],
 ) -> None:
@@ -106,8 +151,8 @@ async def sample_forever(
     while not stopping():
         try:
             age = await outbox_age()
-            lag = await saga_lag()
-            admission.observe(Backlog(age or 0.0, lag or 0))
+            lag, saga_delay = await saga_lag() or (0, 0.0)
+            admission.observe(Backlog(age or 0.0, lag, saga_delay))
         except Exception:
             log.exception("intake: sampling the backlog failed")
         await sleep(SAMPLE_INTERVAL)
@@ -128,18 +173,23 @@ def register(app: OrderflowApp) -> None:
         except DatabaseUnavailable:
             return None
 
-    async def saga_lag() -> int | None:
+    pace = Pace()
+
+    async def saga_lag() -> tuple[int, float] | None:
+        """The records left to read on this worker's saga partitions, and the seconds it
+        takes to work them off at the recent pace."""
         if app.rebalancing:
             return None
         consumer = app.consumer
-        committed = consumer._committed_offset  # type: ignore[attr-defined]
-        lag = 0
+        committed_offsets = consumer._committed_offset  # type: ignore[attr-defined]
+        lag, committed = 0, {}
         for tp in consumer.assignment():
             if tp.topic in saga_path:
-                highwater, done = consumer.highwater(tp), committed.get(tp)
+                highwater, done = consumer.highwater(tp), committed_offsets.get(tp)
+                committed[tp] = done or 0
                 if highwater is not None:
                     lag += max(highwater - (done or 0), 0)
-        return lag
+        return lag, delay(lag, pace.observe(time.monotonic(), committed))
 
     async def sample_backlog() -> None:
         # app.sleep returns at once when the worker stops: the loop must end then, or it would
