@@ -45,6 +45,7 @@ MAX_RETRY_AFTER = 30
 
 
 PACE_WINDOW = 10.0  # seconds of progress the saga's pace is measured over
+NOISE = 50  # records to read that say nothing about a backlog
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,10 @@ class Pace:
 
 
 def delay(lag: int, pace: float | None) -> float:
-    """Seconds to work off ``lag`` records at ``pace``; 0 while the pace is not known yet."""
-    if lag <= 0 or pace is None:
+    """Seconds to work off ``lag`` records at ``pace``; 0 while the pace is not known yet, and
+    for a lag of fewer than ``NOISE`` records (offsets are committed every few seconds, so an
+    idle worker's committed offsets may trail the end of its partitions by a record or so)."""
+    if lag < NOISE or pace is None:
         return 0.0
     return lag / pace if pace > 0 else math.inf
 

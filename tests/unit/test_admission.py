@@ -45,7 +45,7 @@ def test_a_saga_too_slow_to_work_off_its_records_refuses_new_orders() -> None:
 
 def test_a_saga_that_makes_no_progress_refuses_new_orders() -> None:
     admission = Admission(max_outbox_age=5.0, max_saga_delay=5.0)
-    admission.observe(Backlog(outbox_age=0.0, saga_lag=40, saga_delay=delay(40, 0.0)))
+    admission.observe(Backlog(outbox_age=0.0, saga_lag=400, saga_delay=delay(400, 0.0)))
     refusal = admission.refusal()
     assert refusal is not None
     assert "no progress" in refusal.reason
@@ -74,6 +74,7 @@ def test_the_pace_is_the_progress_of_the_committed_offsets_over_the_window() -> 
 
 def test_the_delay_is_the_lag_at_the_pace() -> None:
     assert delay(0, 0.0) == 0.0  # nothing to read
+    assert delay(1, 0.0) == 0.0  # an idle worker's commits trailing by a record
     assert delay(500, None) == 0.0  # pace unknown yet: no refusal on that alone
     assert delay(500, 100.0) == 5.0
     assert delay(500, 0.0) == math.inf
