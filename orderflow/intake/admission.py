@@ -52,7 +52,7 @@ NOISE = 50  # records to read that say nothing about a backlog
 class Backlog:
     outbox_age: float  # seconds the oldest unpublished command has waited
     saga_lag: int  # records not yet read on the saga's partitions of this worker
-    saga_delay: float = 0.0  # seconds to work them off at the recent pace (inf: no progress)
+    saga_delay: float = 0.0  # seconds to work them off at the recent pace
 
 
 class Pace:
@@ -83,12 +83,14 @@ class Pace:
 
 
 def delay(lag: int, pace: float | None) -> float:
-    """Seconds to work off ``lag`` records at ``pace``; 0 while the pace is not known yet, and
-    for a lag of fewer than ``NOISE`` records (offsets are committed every few seconds, so an
-    idle worker's committed offsets may trail the end of its partitions by a record or so)."""
-    if lag < NOISE or pace is None:
+    """Seconds to work off ``lag`` records at ``pace``; 0 for a lag of fewer than ``NOISE``
+    records (offsets are committed every few seconds, so an idle worker's committed offsets may
+    trail the end of its partitions by a record or so), and 0 while the pace is unknown or nil:
+    no progress at all is a rebalance or a stall, which the stall watchdog handles, and refusing
+    orders through every rebalance would cost more availability than it saves."""
+    if lag < NOISE or not pace:
         return 0.0
-    return lag / pace if pace > 0 else math.inf
+    return lag / pace
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +126,9 @@ class Admission:
                 _seconds(backlog.outbox_age - self.max_outbox_age),
             )
         if self.max_saga_delay and backlog.saga_delay > self.max_saga_delay:
-            took = (
-                "make no progress"
-                if math.isinf(backlog.saga_delay)
-                else f"take {backlog.saga_delay:.1f} s"
-            )
             return Refusal(
-                f"the saga's {backlog.saga_lag} records to read {took} to work off "
-                f"(more than {self.max_saga_delay:g} s)",
+                f"the saga's {backlog.saga_lag} records to read take {backlog.saga_delay:.1f} s "
+                f"to work off (more than {self.max_saga_delay:g} s)",
                 _seconds(backlog.saga_delay - self.max_saga_delay),
             )
         return None

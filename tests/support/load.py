@@ -88,6 +88,9 @@ async def order_load(
                 except (aiohttp.ClientError, TimeoutError):
                     await asyncio.sleep(0.2)
                     continue
+                if status == 503 and isinstance(answer, dict) and "retry_after" in answer:
+                    await asyncio.sleep(min(answer["retry_after"], 5))  # the platform is behind
+                    continue
                 if status == 202:
                     placed[answer["order_id"]] = {
                         "kind": kind,
@@ -109,7 +112,10 @@ async def _post_idempotent(
     async with session.post(
         f"{worker.url}/api/v1/orders", json=body, headers={"Idempotency-Key": key}
     ) as response:
-        return response.status, await response.json(content_type=None)
+        answer = await response.json(content_type=None)
+        if response.status == 503 and "Retry-After" in response.headers:
+            answer = {**(answer or {}), "retry_after": int(response.headers["Retry-After"])}
+        return response.status, answer
 
 
 async def cancel_some(
