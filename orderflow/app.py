@@ -103,6 +103,12 @@ class OrderflowApp(faust.App):
             observe_breaker(self.breakers[name])
         return self.breakers[name]
 
+    def waited(self, handler: str, seconds: float) -> None:
+        """A message of ``handler`` was handled ``seconds`` after it was produced: the saga's
+        waits decide whether the intake takes new orders (orderflow.intake.admission)."""
+        if handler in admission.SAGA_PATH:
+            self.admission.waited(seconds)
+
     def dead_letter_topic(self, origin: str) -> TopicT:
         """The DLQ twin of the topic called ``origin`` (its full name)."""
         return dlq.dead_letter_topic(self, origin, self.settings.topic_partitions)

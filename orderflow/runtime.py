@@ -37,5 +37,8 @@ class Runtime(Protocol):
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, shared by everything that calls one service."""
 
+    def waited(self, handler: str, seconds: float) -> None:
+        """A message of ``handler`` was handled ``seconds`` after it was produced."""
+
     def dead_letter_topic(self, origin: str) -> TopicT:
         """The DLQ twin of the topic called ``origin``."""

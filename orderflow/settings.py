@@ -251,10 +251,10 @@ class Settings:
     # How long an Idempotency-Key is remembered.
     idempotency_key_ttl: float = 24 * 3600.0
     # New orders are refused (503, Retry-After) while accepted ones wait longer than this to be
-    # published, or while this worker's saga partitions would take longer than this to work
-    # off what they have to read (0: no such check); see orderflow.intake.admission.
+    # published, or while this worker's saga-path messages wait longer than this to be handled
+    # (0: no such check); see orderflow.intake.admission.
     intake_max_outbox_age: float = 5.0
-    intake_max_saga_delay: float = 5.0
+    intake_max_saga_delay: float = 10.0
     # How long published outbox rows are kept before they are pruned.
     outbox_retention: float = 24 * 3600.0
     outbox_batch_size: int = 500

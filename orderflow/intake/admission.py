@@ -10,12 +10,14 @@ Two signals, sampled every ``SAMPLE_INTERVAL`` seconds:
 
 * the age of the oldest command the outbox relay has not published yet (PostgreSQL; the same
   for every worker), bounded by ``ORDERFLOW_INTAKE_MAX_OUTBOX_AGE``;
-* how long this worker's saga partitions (orders.commands, saga.replies, inventory.commands,
-  payments.commands) would take to work off the records they have left to read, at the pace
-  they were worked off over the last ``PACE_WINDOW`` seconds, bounded by
-  ``ORDERFLOW_INTAKE_MAX_SAGA_DELAY``: an order accepted now waits about that long in front of
-  each of its steps, so past a fraction of the step timeout it would time out. Every worker
-  carries its share of the same load, so its own partitions tell how the group is doing.
+* how long the messages of the saga's path (the saga, inventory and payments handlers) waited
+  between being produced and being handled on this worker, the longest since the last sample,
+  bounded by ``ORDERFLOW_INTAKE_MAX_SAGA_DELAY``: an order accepted now waits about as long in
+  front of each of its steps, so past a good part of the step timeout it would time out. This
+  is measured where the waiting happens, whatever the load: a record count or a pace would
+  read an idle worker's small burst as a backlog. A rebalance or a stall handles nothing, so
+  it refuses nothing either (the stall watchdog deals with stalls). Every worker carries its
+  share of the same load, so its own handlers tell how the group is doing.
 
 A bound of 0 turns its check off.
 """
@@ -24,11 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orderflow.db import DatabaseUnavailable
 from orderflow.sinks.outbox_relay import outbox_lag
@@ -44,53 +44,10 @@ MIN_RETRY_AFTER = 1
 MAX_RETRY_AFTER = 30
 
 
-PACE_WINDOW = 10.0  # seconds of progress the saga's pace is measured over
-NOISE = 50  # records to read that say nothing about a backlog
-
-
 @dataclass(frozen=True, slots=True)
 class Backlog:
     outbox_age: float  # seconds the oldest unpublished command has waited
-    saga_lag: int  # records not yet read on the saga's partitions of this worker
-    saga_delay: float = 0.0  # seconds to work them off at the recent pace
-
-
-class Pace:
-    """How many saga records per second this worker worked off over the last PACE_WINDOW
-    seconds, from its committed offsets (which move at every commit, a few seconds apart)."""
-
-    def __init__(self, window: float = PACE_WINDOW) -> None:
-        self.window = window
-        self._committed: dict[Any, int] = {}
-        self._samples: deque[tuple[float, int]] = deque()  # (when, records since the last)
-
-    def observe(self, now: float, committed: Mapping[Any, int]) -> float | None:
-        """The pace in records per second, or None before half a window of samples."""
-        # A partition that was just assigned has no earlier offset: no progress counted.
-        progress = sum(
-            max(offset - self._committed[tp], 0)
-            for tp, offset in committed.items()
-            if tp in self._committed
-        )
-        self._committed = dict(committed)
-        self._samples.append((now, progress))
-        while now - self._samples[0][0] > self.window:
-            self._samples.popleft()
-        span = now - self._samples[0][0]
-        if span < self.window / 2:
-            return None
-        return sum(records for _, records in list(self._samples)[1:]) / span
-
-
-def delay(lag: int, pace: float | None) -> float:
-    """Seconds to work off ``lag`` records at ``pace``; 0 for a lag of fewer than ``NOISE``
-    records (offsets are committed every few seconds, so an idle worker's committed offsets may
-    trail the end of its partitions by a record or so), and 0 while the pace is unknown or nil:
-    no progress at all is a rebalance or a stall, which the stall watchdog handles, and refusing
-    orders through every rebalance would cost more availability than it saves."""
-    if lag < NOISE or not pace:
-        return 0.0
-    return lag / pace
+    saga_wait: float = 0.0  # the longest a saga-path message waited to be handled, lately
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +62,18 @@ class Admission:
     def __init__(self, max_outbox_age: float, max_saga_delay: float) -> None:
         self.max_outbox_age = max_outbox_age
         self.max_saga_delay = max_saga_delay
-        self.backlog = Backlog(0.0, 0)
+        self.backlog = Backlog(0.0)
+        self._longest_wait = 0.0  # since the last sample
+
+    def waited(self, seconds: float) -> None:
+        """A saga-path message was handled ``seconds`` after it was produced."""
+        if seconds > self._longest_wait:
+            self._longest_wait = seconds
+
+    def longest_wait(self) -> float:
+        """The longest wait since the last call (0 when nothing was handled)."""
+        longest, self._longest_wait = self._longest_wait, 0.0
+        return longest
 
     def observe(self, backlog: Backlog) -> None:
         was, self.backlog = self.refusal(), backlog
@@ -125,11 +93,11 @@ class Admission:
                 f"(more than {self.max_outbox_age:g} s)",
                 _seconds(backlog.outbox_age - self.max_outbox_age),
             )
-        if self.max_saga_delay and backlog.saga_delay > self.max_saga_delay:
+        if self.max_saga_delay and backlog.saga_wait > self.max_saga_delay:
             return Refusal(
-                f"the saga's {backlog.saga_lag} records to read take {backlog.saga_delay:.1f} s "
-                f"to work off (more than {self.max_saga_delay:g} s)",
-                _seconds(backlog.saga_delay - self.max_saga_delay),
+                f"the saga's messages wait {backlog.saga_wait:.1f} s to be handled "
+                f"(more than {self.max_saga_delay:g} s)",
+                _seconds(backlog.saga_wait - self.max_saga_delay),
             )
         return None
 
@@ -141,31 +109,27 @@ def _seconds(value: float) -> int:
 async def sample_forever(
     admission: Admission,
     outbox_age: Callable[[], Awaitable[float | None]],
-    saga_lag: Callable[[], Awaitable[tuple[int, float] | None]],
     sleep: Callable[[float], Awaitable[None]],
     stopping: Callable[[], bool],
 ) -> None:
-    """Keep ``admission`` up to date. A signal that cannot be read (PostgreSQL down, no
-    partitions yet) counts as no backlog: refusing orders then would not protect anything, and
-    the intake answers 503 by itself when PostgreSQL is down."""
+    """Keep ``admission`` up to date. An outbox age that cannot be read (PostgreSQL down)
+    counts as no backlog: refusing orders then would protect nothing, and the intake answers
+    503 by itself when PostgreSQL is down."""
     while not stopping():
         try:
             age = await outbox_age()
-            lag, saga_delay = await saga_lag() or (0, 0.0)
-            admission.observe(Backlog(age or 0.0, lag, saga_delay))
+            admission.observe(Backlog(age or 0.0, admission.longest_wait()))
         except Exception:
             log.exception("intake: sampling the backlog failed")
         await sleep(SAMPLE_INTERVAL)
 
 
-# The saga's path: a backlog here is what makes orders wait out their step deadlines.
-SAGA_PATH = ("orders.commands", "saga.replies", "inventory.commands", "payments.commands")
+# The handlers on the saga's path: their messages' waits are what new orders would wait.
+SAGA_PATH = frozenset({"saga", "inventory", "payments"})
 
 
 def register(app: OrderflowApp) -> None:
     """Sample the backlog on every worker, for its intake."""
-    settings = app.settings
-    saga_path = frozenset(settings.topic(name) for name in SAGA_PATH)
 
     async def outbox_age() -> float | None:
         try:
@@ -173,29 +137,9 @@ def register(app: OrderflowApp) -> None:
         except DatabaseUnavailable:
             return None
 
-    pace = Pace()
-
-    async def saga_lag() -> tuple[int, float] | None:
-        """The records left to read on this worker's saga partitions, and the seconds it
-        takes to work them off at the recent pace."""
-        if app.rebalancing:
-            return None
-        consumer = app.consumer
-        committed_offsets = consumer._committed_offset  # type: ignore[attr-defined]
-        lag, committed = 0, {}
-        for tp in consumer.assignment():
-            if tp.topic in saga_path:
-                highwater, done = consumer.highwater(tp), committed_offsets.get(tp)
-                committed[tp] = done or 0
-                if highwater is not None:
-                    lag += max(highwater - (done or 0), 0)
-        return lag, delay(lag, pace.observe(time.monotonic(), committed))
-
     async def sample_backlog() -> None:
         # app.sleep returns at once when the worker stops: the loop must end then, or it would
-        # spin (the consumer's thread is gone) and hang the stop.
-        await sample_forever(
-            app.admission, outbox_age, saga_lag, app.sleep, lambda: app.should_stop
-        )
+        # spin and hang the stop.
+        await sample_forever(app.admission, outbox_age, app.sleep, lambda: app.should_stop)
 
     app.task(sample_backlog)

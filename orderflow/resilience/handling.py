@@ -101,6 +101,7 @@ async def process(app: Runtime, stream: StreamT[Any], handler: Handler, name: st
             in_flight.end()
         timing.observe(time.perf_counter() - started)
         processed.inc()
+        app.waited(name, time.time() - event.message.timestamp)
 
 
 async def process_by_key(
@@ -134,6 +135,7 @@ async def process_by_key(
             faust_current_event.set(weakref.ref(event))
             await handle(app, event, handler, name, policy)
             timing.observe(time.perf_counter() - started)
+            app.waited(name, time.time() - event.message.timestamp)
 
     batches = stream.noack_take(batch_size, within=within)  # type: ignore[attr-defined]
     async for batch in batches:
