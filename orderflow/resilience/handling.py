@@ -101,7 +101,15 @@ async def process(app: Runtime, stream: StreamT[Any], handler: Handler, name: st
             in_flight.end()
         timing.observe(time.perf_counter() - started)
         processed.inc()
-        app.waited(name, time.time() - event.message.timestamp)
+        _report_wait(app, name, event)
+
+
+def _report_wait(app: Runtime, name: str, event: EventT[Any]) -> None:
+    """How long the message waited between being produced and being handled (what the
+    intake's admission reads); a record without a producer's timestamp (-1) tells nothing."""
+    produced = event.message.timestamp
+    if produced and produced > 0:
+        app.waited(name, max(time.time() - produced, 0.0))
 
 
 async def process_by_key(
@@ -135,7 +143,7 @@ async def process_by_key(
             faust_current_event.set(weakref.ref(event))
             await handle(app, event, handler, name, policy)
             timing.observe(time.perf_counter() - started)
-            app.waited(name, time.time() - event.message.timestamp)
+            _report_wait(app, name, event)
 
     batches = stream.noack_take(batch_size, within=within)  # type: ignore[attr-defined]
     async for batch in batches:

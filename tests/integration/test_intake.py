@@ -146,7 +146,12 @@ async def test_an_expired_key_is_forgotten(pool: asyncpg.Pool) -> None:
     )
 
 
-async def test_a_failure_inside_the_transaction_leaves_no_row(pool: asyncpg.Pool) -> None:
+@pytest.mark.parametrize("with_key", [True, False], ids=["with a key", "without a key"])
+async def test_a_failure_inside_the_command_leaves_no_row(
+    pool: asyncpg.Pool, with_key: bool
+) -> None:
+    """With a key the command is a transaction; without one, a single statement: either way
+    all of it is written or none of it."""
     order_id = uuid.uuid4().hex
     answer, message, row = command(order_id)
     with pytest.raises(asyncpg.UniqueViolationError):
@@ -155,30 +160,13 @@ async def test_a_failure_inside_the_transaction_leaves_no_row(pool: asyncpg.Pool
             answer=answer,
             messages=[message, message],  # the second insert violates UNIQUE(event_id)
             intake=row,
-            idempotency=key_for(order_id),
-            key_ttl=60,
-            acquire_timeout=5,
-        )
-    assert await count(pool, "SELECT count(*) FROM order_intake WHERE order_id = $1", order_id) == 0
-    assert await count(pool, "SELECT count(*) FROM idempotency_keys WHERE key = $1", order_id) == 0
-
-
-async def test_without_a_key_one_statement_writes_everything_or_nothing(
-    pool: asyncpg.Pool,
-) -> None:
-    order_id = uuid.uuid4().hex
-    answer, message, row = command(order_id)
-    with pytest.raises(asyncpg.UniqueViolationError):
-        await intake.accept(
-            pool,
-            answer=answer,
-            messages=[message, message],
-            intake=row,
+            idempotency=key_for(order_id) if with_key else None,
             key_ttl=60,
             acquire_timeout=5,
         )
     assert await count(pool, "SELECT count(*) FROM order_intake WHERE order_id = $1", order_id) == 0
     assert await count(pool, "SELECT count(*) FROM outbox WHERE aggregate_id = $1", order_id) == 0
+    assert await count(pool, "SELECT count(*) FROM idempotency_keys WHERE key = $1", order_id) == 0
 
 
 async def test_the_outbox_rows_of_a_command_keep_their_order_and_headers(

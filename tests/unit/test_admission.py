@@ -95,3 +95,22 @@ async def test_the_sampler_ends_when_the_worker_stops() -> None:
     async with asyncio.timeout(5):
         await sample_forever(admission, outbox_age, no_wait, lambda: samples >= 3)
     assert samples == 3  # it ended by itself
+
+
+def test_the_wait_reported_is_the_records_age_and_nothing_without_a_timestamp() -> None:
+    import time
+    from types import SimpleNamespace
+    from typing import Any
+
+    from orderflow.resilience.handling import _report_wait
+
+    waits: list[tuple[str, float]] = []
+    app: Any = SimpleNamespace(waited=lambda name, seconds: waits.append((name, seconds)))
+    event: Any = SimpleNamespace(message=SimpleNamespace(timestamp=-0.001))  # no CreateTime
+    _report_wait(app, "saga", event)
+    assert waits == []
+    event.message.timestamp = time.time() - 3.0
+    _report_wait(app, "saga", event)
+    [(name, seconds)] = waits
+    assert name == "saga"
+    assert 3.0 <= seconds < 30.0
