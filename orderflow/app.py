@@ -22,6 +22,7 @@ from faust.types import ConsumerT, ProducerT, TopicT
 from orderflow import faust_options, faust_surface, topics
 from orderflow.agents import catalog, inventory, notifications, payments, read_models, saga
 from orderflow.auth.guard import Guard
+from orderflow.consumer import WorkerConsumer
 from orderflow.db import Database
 from orderflow.intake import admission
 from orderflow.intake.admission import Admission
@@ -33,7 +34,6 @@ from orderflow.resilience import dlq, local_state, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.data_dir_lock import DataDirLock
 from orderflow.resilience.in_flight import InFlight
-from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import ProcessingGuarantee, Settings
 from orderflow.sinks import outbox_relay, projections
 from orderflow.tables import Tables
@@ -127,7 +127,8 @@ class OrderflowApp(faust.App):
     def _new_consumer(self) -> ConsumerT:
         # Faust's seek after a rebalance can commit past messages no stream processed. What
         # Faust's own _new_consumer and Transport.create_consumer pass, with the class swapped.
-        return SeekSafeConsumer(
+        return WorkerConsumer(
+            self.settings,
             self.transport,
             callback=self.topics.on_message,
             on_partitions_revoked=self._on_partitions_revoked,
@@ -245,7 +246,8 @@ def create_app(settings: Settings, *, platform: bool = True) -> OrderflowApp:
         origin="orderflow",
         # A worker must never take a whole partition's backlog into memory at once.
         stream_buffer_maxsize=4096,
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger,
+        table_standby_replicas=settings.table_standby_replicas,
         logging_config=logs.logging_config(
             settings.log_level, settings.log_format, _CHATTY_LOGGERS
         ),

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust import streams as faust_streams
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.transport.producer import ProducerBuffer
@@ -46,10 +48,18 @@ MEMBERS: dict[type, tuple[str, ...]] = {
         "_add_gap",
         "ack",
         "_new_offset",
+        "_drain_messages",
+        "_add_gap",
+        "commit",
     ),
-    AIOKafkaConsumerThread: ("_ensure_consumer", "call_thread", "_seek_wait"),
+    AIOKafkaConsumerThread: (
+        "_ensure_consumer",
+        "call_thread",
+        "_seek_wait",
+        "_create_worker_consumer",
+    ),
     Recovery: ("_seek_offsets", "_build_offsets"),
-    ProducerBuffer: ("__post_init__", "put", "flush", "_send_pending"),
+    ProducerBuffer: ("__post_init__", "put", "flush", "_send_pending", "size", "max_messages"),
     faust_streams.Stream: ("noack_take", "ack"),
     TableManager: ("recovery", "changelog_topics"),
 }
@@ -62,11 +72,20 @@ CONSUMER_STATE = (
     "_read_offset",
     "_committed_offset",
     "_unacked_messages",
+    "_commit_every",
+    "suspend_flow",
 )
+# What aiokafka's consumer keeps from its constructor until start() builds its fetcher, which
+# the worker's consumer sets (orderflow.app.WorkerConsumer).
+AIOKAFKA_CONSUMER_STATE = ("_fetch_min_bytes", "_fetch_max_wait_ms")
+# The conductor's index of the streams' topics by partition, which the worker's consumer reads to
+# know whether a message's queues have room (orderflow.consumer).
+CONDUCTOR_STATE = ("_tp_index",)
 # Module-level names.
 MODULE_NAMES: dict[object, tuple[str, ...]] = {
     tuples: ("ack_lock",),
     faust_streams: ("_current_event",),  # which event's partition a table write goes to
+    faust_consumer: ("CONSUMER_FETCHING",),
 }
 
 
@@ -95,11 +114,23 @@ def problems(installed: Callable[[], str] = _installed) -> list[str]:
         ]
     for module, names in MODULE_NAMES.items():
         found += [f"{module}.{name} is gone" for name in names if not hasattr(module, name)]
+    client = inspect.getsource(AIOKafkaConsumer.__init__)
+    found += [
+        f"aiokafka's consumer no longer keeps {name}"
+        for name in AIOKAFKA_CONSUMER_STATE
+        if f"self.{name} =" not in client
+    ]
     constructor = inspect.getsource(faust_consumer.Consumer.__init__)
     found += [
         f"faust's Consumer no longer sets {name}"
         for name in CONSUMER_STATE
         if f"self.{name} =" not in constructor
+    ]
+    conductor = inspect.getsource(faust_conductor.Conductor.__init__)
+    found += [
+        f"faust's Conductor no longer sets {name}"
+        for name in CONDUCTOR_STATE
+        if f"self.{name} =" not in conductor
     ]
     return found
 

@@ -239,6 +239,17 @@ class Settings:
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
     # How long the group waits for a silent worker before moving its partitions elsewhere.
     session_timeout: float = 30.0
+    # How long the producer holds a record to send it with others (seconds): fewer, larger
+    # produce requests for a little latency per hop.
+    producer_linger: float = 0.005
+    # A fetch is answered once it has this many bytes, or after consumer_fetch_wait seconds:
+    # fewer, larger fetches for at most that wait per hop. 1 byte: answered at the first record.
+    consumer_fetch_min_bytes: int = 1
+    consumer_fetch_wait: float = 1.5
+    # Copies of each table partition kept warm on another worker (Faust's standby replicas):
+    # a failover then replays only the last records of the changelog, at the price of every
+    # worker reading the others' changelogs all the time.
+    table_standby_replicas: int = 1
     # A worker whose streams stay suspended this long after a rebalance exits to be restarted
     # (0 turns the watchdog off); see orderflow.views.health.
     stall_timeout: float = 90.0
@@ -386,6 +397,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
         _choice(*(g.value for g in ProcessingGuarantee))(raw)
     ),
     "session_timeout": _seconds(6, 300),
+    "producer_linger": _seconds(0, 1),
+    "consumer_fetch_min_bytes": _integer(1, 16 * 1024 * 1024),
+    "consumer_fetch_wait": _seconds(0.001, 30),
+    "table_standby_replicas": _integer(0, 16),
     "stall_timeout": lambda raw: 0.0 if raw.strip() in ("0", "0.0") else _seconds(10, 3600)(raw),
     "database_url": _url("postgresql", "postgres"),
     "database_pool_size": _integer(1, 500),
