@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from faust.streams import _current_event as faust_current_event
@@ -119,14 +119,13 @@ async def process_by_key(
     name: str,
     *,
     batch_size: int = 200,
-    within: float = 0.005,
 ) -> None:
     """Run ``handler`` on every message of ``stream``: one key's messages in order, different
     keys' messages at the same time. For handlers that wait on a service (the payment gateway)
     rather than on the CPU: N orders' calls overlap instead of queueing behind each other.
 
-    Messages are taken in batches (what arrived within ``within`` seconds, at most
-    ``batch_size``); each key's messages of a batch run as one task, in order, and the batch's
+    Messages are taken in batches (:func:`arrived`, at most ``batch_size``); each key's
+    messages of a batch run as one task, in order, and the batch's
     messages are acknowledged once all of them are done, in offset order, so no commit passes a
     message still in progress (Faust's agent ``concurrency`` can: faust-streaming #606). Each
     task sets its own message as Faust's current event, which is what decides the changelog
@@ -145,16 +144,37 @@ async def process_by_key(
             timing.observe(time.perf_counter() - started)
             _report_wait(app, name, event)
 
-    batches = stream.noack_take(batch_size, within=within)  # type: ignore[attr-defined]
-    async for batch in batches:
+    manual: StreamT[Any] = stream.noack()  # type: ignore[attr-defined]
+    async for batch in arrived(manual, batch_size):
         by_key: dict[Any, list[EventT[Any]]] = {}
         for event in batch:
             by_key.setdefault(event.message.key, []).append(event)
         with app.in_flight.hold(len(batch)):
             await asyncio.gather(*(in_order(events) for events in by_key.values()))
             for event in batch:
-                await stream.ack(event)
+                await manual.ack(event)
         processed.inc(len(batch))
+
+
+async def arrived(stream: StreamT[Any], most: int) -> AsyncIterator[list[EventT[Any]]]:
+    """``stream``'s events in batches of what has arrived: each batch is the next event, as
+    soon as it comes, and the events already waiting behind it in the stream's queue (at most
+    ``most`` in all).
+
+    No timer: an idle agent sleeps until a message comes and handles it at once, a busy one
+    takes together what queued while it worked. (Faust's ``take`` wakes every ``within``
+    seconds, busy or not, and holds a lone message until then.)
+    """
+    queue = stream.channel.queue  # type: ignore[attr-defined]
+    events = aiter(stream.events())
+    async for first in events:
+        batch = [first]
+        while len(batch) < most and not queue.empty():
+            try:
+                batch.append(await anext(events))
+            except StopAsyncIteration:
+                break
+        yield batch
 
 
 async def _traced(
