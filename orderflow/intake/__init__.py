@@ -91,33 +91,71 @@ class IntakeRow:
     command: bytes  # the accepted request as JSON
 
 
-# Everything an accepted command writes, in one statement (one round trip): the intake row if
-# any, the outbox rows in the order given (they get ascending ids, which the relay publishes
-# an aggregate's rows in), the Idempotency-Key record if any, and the notification that wakes
-# the relays at commit instead of at their next poll.
-STORE = (
+def _store(*, claiming: bool) -> str:
+    """Everything an accepted command writes, in one statement (one round trip): the intake
+    row if any, the outbox rows in the order given (they get ascending ids, which the relay
+    publishes an aggregate's rows in), the Idempotency-Key record if any, and the notification
+    that wakes the relays at commit instead of at their next poll.
+
+    ``claiming``: the statement first takes the key's lock (without waiting) and inserts the
+    key only if it is new; everything else is written only if it did. It answers whether the
+    lock was free and whether the key was new: a key seen before needs the lookup of
+    :func:`_claim_key`, in a transaction of its own.
     """
-WITH intake AS (
-    INSERT INTO order_intake (order_id, customer_id, command)
-    SELECT $1::text, $2::text, $3::text WHERE $1::text IS NOT NULL
-), outbox AS (
-    INSERT INTO outbox (aggregate_id, event_id, topic, key, payload, headers)
-    SELECT aggregate_id, event_id, topic, key, payload, headers::jsonb
-    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[])
-         WITH ORDINALITY AS m(aggregate_id, event_id, topic, key, payload, headers, position)
-    ORDER BY position
-), idempotency AS (
-    INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body,
-                                  response_headers, expires_at)
-    SELECT $10::text, $11::text, $12::text, $13::integer, $14::bytea, $15::jsonb,
-           now() + make_interval(secs => $16::double precision)
-    WHERE $10::text IS NOT NULL
-)
-SELECT pg_notify('"""
-    + NOTIFY_CHANNEL
-    + """', '')
+    claimed = "EXISTS (SELECT FROM idempotency)"
+    only_if_claimed = f"WHERE {claimed}" if claiming else ""
+    key = (
+        """
+    locked AS MATERIALIZED (
+        SELECT pg_try_advisory_xact_lock(hashtextextended($10::text || chr(31) || $11::text, 0))
+               AS free
+    ), idempotency AS (
+        INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body,
+                                      response_headers, expires_at)
+        SELECT $10::text, $11::text, $12::text, $13::integer, $14::bytea, $15::jsonb,
+               now() + make_interval(secs => $16::double precision)
+        FROM locked WHERE free
+        ON CONFLICT (scope, key) DO NOTHING
+        RETURNING key
+    ),"""
+        if claiming
+        else """
+    idempotency AS (
+        INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body,
+                                      response_headers, expires_at)
+        SELECT $10::text, $11::text, $12::text, $13::integer, $14::bytea, $15::jsonb,
+               now() + make_interval(secs => $16::double precision)
+        WHERE $10::text IS NOT NULL
+    ),"""
+    )
+    answer = (
+        f"SELECT (SELECT free FROM locked) AS free, {claimed} AS claimed,"
+        " (SELECT count(*) FROM notified) AS notified"
+        if claiming
+        else "SELECT count(*) AS notified FROM notified"
+    )
+    return f"""
+WITH{key}
+    intake AS (
+        INSERT INTO order_intake (order_id, customer_id, command)
+        SELECT $1::text, $2::text, $3::text
+        WHERE $1::text IS NOT NULL{f" AND {claimed}" if claiming else ""}
+    ), outbox AS (
+        INSERT INTO outbox (aggregate_id, event_id, topic, key, payload, headers)
+        SELECT aggregate_id, event_id, topic, key, payload, headers::jsonb
+        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[])
+             WITH ORDINALITY AS m(aggregate_id, event_id, topic, key, payload, headers, position)
+        {only_if_claimed}
+        ORDER BY position
+    ), notified AS (
+        SELECT pg_notify('{NOTIFY_CHANNEL}', '') {only_if_claimed}
+    )
+{answer}
 """
-)
+
+
+STORE = _store(claiming=False)
+CLAIM_AND_STORE = _store(claiming=True)
 
 
 async def accept(
@@ -132,9 +170,9 @@ async def accept(
 ) -> Answer:
     """Store the command durably and return what to answer (the first answer, for a retry).
 
-    Without an Idempotency-Key that is one statement, atomic on its own; with one, the key is
-    claimed first (locked for the transaction, its stored answer read) and the statement runs
-    in the same transaction.
+    Without an Idempotency-Key that is one statement, atomic on its own. With one, a new key
+    is claimed by the same one statement; a key seen before (or an expired one) is claimed in a
+    transaction (locked, its stored answer read) that stores the command if it may.
     """
     arguments = _store_arguments(answer, messages, intake, idempotency, key_ttl)
     try:
@@ -142,6 +180,11 @@ async def accept(
             if idempotency is None:
                 await connection.execute(STORE, *arguments)
                 return answer
+            first = await connection.fetchrow(CLAIM_AND_STORE, *arguments)
+            if first["claimed"]:
+                return answer
+            if not first["free"]:
+                raise KeyInFlight("a request with this Idempotency-Key is still being processed")
             async with connection.transaction():
                 stored = await _claim_key(connection, idempotency)
                 if stored is not None:
