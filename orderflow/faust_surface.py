@@ -59,7 +59,15 @@ MEMBERS: dict[type, tuple[str, ...]] = {
         "_create_worker_consumer",
     ),
     Recovery: ("_seek_offsets", "_build_offsets"),
-    ProducerBuffer: ("__post_init__", "put", "flush", "_send_pending", "size", "max_messages"),
+    ProducerBuffer: (
+        "__post_init__",
+        "put",
+        "flush",
+        "_send_pending",
+        "size",
+        "max_messages",
+        "wait_until_ebb",
+    ),
     faust_streams.Stream: ("noack_take", "ack"),
     TableManager: ("recovery", "changelog_topics"),
 }

@@ -30,6 +30,10 @@ from faust.types import FutureMessage
 log = logging.getLogger(__name__)
 
 SLOW_FLUSH = 5.0  # seconds a flush waits before it says so
+# Messages the buffer holds before the streams wait for it to ebb (Faust: 100). A worker's read
+# loop hands a fetched batch over at once, and every table write of its handlers goes through
+# the buffer: 100 made the whole worker wait for the buffer once per few orders.
+MAX_MESSAGES = 1000
 # Unsettled messages beyond which a put settles the oldest: kept low, because holding resolved
 # futures costs more than looking at them (bench/producer_buffer.py).
 SETTLE_AFTER = 64
@@ -41,6 +45,8 @@ def _failed(fut: FutureMessage) -> bool:
 
 
 class DrainingProducerBuffer(ProducerBuffer):
+    max_messages = MAX_MESSAGES
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.put_count = 0
@@ -92,6 +98,20 @@ class DrainingProducerBuffer(ProducerBuffer):
         finally:
             self.handed_count += 1
             self._handed.set()
+
+    async def wait_until_ebb(self) -> None:
+        """Wait until the buffer holds at most ``max_messages``.
+
+        Faust's waits for each message handed over in an ``asyncio.wait_for`` of its own (a
+        task and a timer per message) and gives up after 0.1 s without one; this one wakes at
+        most once a turn of the event loop, whatever the number of messages handed meanwhile.
+        """
+        while self.size > self.max_messages:
+            if self.state not in ("running", "stopping"):
+                return  # nothing drains a buffer that is not running; its flush says so
+            self._handed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._handed.wait(), timeout=1.0)
 
     async def flush(self) -> None:
         """Wait until every message put before this call has been handed to the client.

@@ -74,6 +74,30 @@ async def test_flush_returns_once_every_message_is_handed_over(
         await buffer.stop()
 
 
+@pytest.mark.parametrize(
+    ("kind", "ebbs"),
+    [
+        (ProducerBuffer, False),  # Faust's: gives up after 0.1 s without a message handed over
+        (DrainingProducerBuffer, True),
+    ],
+)
+async def test_the_streams_wait_until_the_buffer_is_back_to_its_limit(
+    kind: type[ProducerBuffer], ebbs: bool
+) -> None:
+    channel = SlowChannel()
+    buffer = _buffer(kind)
+    buffer.max_messages = 1
+    await buffer.start()
+    try:
+        for value in (1, 2, 3):
+            buffer.put(_message(channel, value))
+        await buffer.wait_until_ebb()
+        assert (buffer.size <= 1) is ebbs
+    finally:
+        await channel.all_handed.wait()
+        await buffer.stop()
+
+
 async def test_a_failed_hand_over_does_not_hold_the_flush() -> None:
     class Refusing(SlowChannel):
         async def publish_message(self, fut: Any, wait: bool = False) -> None:
