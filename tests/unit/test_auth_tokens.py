@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from orderflow.auth import tokens
 from orderflow.auth.principal import Principal, Role
 from orderflow.auth.tokens import (
     JwksKeys,
@@ -221,3 +223,54 @@ def test_who_may_act_for_a_customer() -> None:
     assert Principal.of("svc", ["service"]).may_act_for("c-2")
     assert Principal.of("ops", ["admin"]).may_act_for("c-2")
     assert not Principal.of("c-1", []).may_act_for("c-1")  # no role, no access
+
+
+async def test_a_token_verified_once_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = verifier()
+    token = hs256()
+    first = await check.verify(token)
+
+    def decoded_again(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(jwt, "decode", decoded_again)
+    assert await check.verify(token) == first
+
+
+async def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    check = TokenVerifier("orderflow", "orderflow", leeway=0, secret=SECRET)
+    expires = int(time.time()) + 1
+    token = hs256(exp=expires)
+    await check.verify(token)
+    await asyncio.sleep(expires - time.time() + 0.05)
+    with pytest.raises(TokenRefused, match="expired"):
+        await check.verify(token)
+
+
+async def test_a_token_is_verified_again_after_five_minutes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = time.time()
+    check = verifier()
+    token = hs256(exp=int(now) + 3600)
+    await check.verify(token)
+    check.clock = lambda: now + tokens.VERIFIED_SECONDS + 1
+    calls = []
+    decode = jwt.decode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    await check.verify(token)
+    assert calls == [1]  # a key removed from the JWKS stops such a token within five minutes
+
+
+async def test_the_tokens_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_KEPT", 2)
+    check = verifier()
+    first, second, third = hs256(sub="c-1"), hs256(sub="c-2"), hs256(sub="c-3")
+    for token in (first, second, third):
+        await check.verify(token)
+    assert list(check._verified) == [second, third]
