@@ -43,9 +43,7 @@ from orderflow.runtime import Runtime
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-# Seconds: an order's documents from its placing to its outcome mostly fall in one window, so
-# the batch's reduction to the newest document per id writes each order once (docs/ARCHITECTURE.md).
-BATCH_WINDOW = 1.0
+BATCH_WINDOW = 0.25  # seconds
 REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance or a stop while a store is retried
 
 
