@@ -49,7 +49,6 @@ MEMBERS: dict[type, tuple[str, ...]] = {
         "ack",
         "_new_offset",
         "_drain_messages",
-        "_add_gap",
         "commit",
     ),
     AIOKafkaConsumerThread: (

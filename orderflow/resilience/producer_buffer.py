@@ -108,7 +108,8 @@ class DrainingProducerBuffer(ProducerBuffer):
         """
         while self.size > self.max_messages:
             if self.state not in ("running", "stopping"):
-                return  # nothing drains a buffer that is not running; its flush says so
+                # Nothing drains it (as Faust's, which raises the same from its flush).
+                raise RuntimeError(f"Cannot wait for the producer buffer: it is {self.state}")
             self._handed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._handed.wait(), timeout=1.0)

@@ -98,6 +98,16 @@ async def test_the_streams_wait_until_the_buffer_is_back_to_its_limit(
         await buffer.stop()
 
 
+async def test_waiting_on_a_buffer_that_nothing_drains_fails_instead_of_hanging() -> None:
+    buffer = _buffer(DrainingProducerBuffer)  # never started: no task hands anything over
+    buffer.max_messages = 1
+    channel = SlowChannel()
+    for value in (1, 2):
+        buffer.put(_message(channel, value))
+    with pytest.raises(RuntimeError, match="producer buffer"):
+        await asyncio.wait_for(buffer.wait_until_ebb(), timeout=5)
+
+
 async def test_a_failed_hand_over_does_not_hold_the_flush() -> None:
     class Refusing(SlowChannel):
         async def publish_message(self, fut: Any, wait: bool = False) -> None:
