@@ -14,6 +14,7 @@ import click
 from orderflow import faust_options, platform
 from orderflow.auth import local as local_auth
 from orderflow.auth.cli import auth_group
+from orderflow.auth.guard import key_problems
 from orderflow.cli_settings import settings_or_exit
 from orderflow.db.cli import apply_migrations, db, outbox
 from orderflow.loadgen.cli import loadgen
@@ -22,7 +23,7 @@ from orderflow.projections.cli import projections
 from orderflow.resilience.cli import dlq_group
 from orderflow.resilience.data_dir_lock import DataDirInUse, ensure_free
 from orderflow.schemas.cli import schemas_group
-from orderflow.settings import Settings
+from orderflow.settings import Settings, SettingsError
 from orderflow.tables_cli import tables
 
 INFRA_SERVICES = ("kafka", "postgres", "elasticsearch", "mongodb")
@@ -101,8 +102,13 @@ def infra_status(only: str) -> None:
 
 @main.command()
 def settings() -> None:
-    """Validate the ORDERFLOW_* environment and print the effective settings."""
-    for name, value in sorted(settings_or_exit().as_env().items()):
+    """Validate the ORDERFLOW_* environment as a worker does at start and print the effective
+    settings."""
+    effective = settings_or_exit()
+    problems = key_problems(effective)
+    if problems:
+        raise click.ClickException(str(SettingsError(problems)))
+    for name, value in sorted(effective.as_env().items()):
         shown = "(set)" if name.endswith("_SECRET") and value else value
         click.echo(f"{name}={shown}")
 

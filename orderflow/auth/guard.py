@@ -22,6 +22,24 @@ log = logging.getLogger(__name__)
 ROUTE_CLASSES = ("public", "reads", "writes", "admin")
 
 
+def key_problems(settings: Settings) -> list[str]:
+    """What a worker lacks to verify tokens and sign forwarded requests (empty: nothing)."""
+    if settings.auth is AuthMode.DISABLED:
+        return []
+    problems = []
+    if not settings.jwt_secret and not settings.jwt_jwks_url:
+        problems.append(
+            "ORDERFLOW_JWT_SECRET or ORDERFLOW_JWT_JWKS_URL is required to verify bearer "
+            "tokens (or ORDERFLOW_AUTH=disabled, for development only)"
+        )
+    if settings.jwt_jwks_url and not (settings.forwarding_secret or settings.jwt_secret):
+        problems.append(
+            "ORDERFLOW_FORWARDING_SECRET is required with ORDERFLOW_JWT_JWKS_URL alone: "
+            "the workers sign the requests they forward to each other with it"
+        )
+    return problems
+
+
 class Guard:
     def __init__(
         self,
@@ -50,20 +68,10 @@ class Guard:
                 "administrator; never run a worker reachable by others like this"
             )
             return cls(None, limiter, forwarding.derive_key("orderflow without authentication"))
-        problems = []
-        if not settings.jwt_secret and not settings.jwt_jwks_url:
-            problems.append(
-                "ORDERFLOW_JWT_SECRET or ORDERFLOW_JWT_JWKS_URL is required to verify bearer "
-                "tokens (or ORDERFLOW_AUTH=disabled, for development only)"
-            )
-        shared = settings.forwarding_secret or settings.jwt_secret
-        if settings.jwt_jwks_url and not shared:
-            problems.append(
-                "ORDERFLOW_FORWARDING_SECRET is required with ORDERFLOW_JWT_JWKS_URL alone: "
-                "the workers sign the requests they forward to each other with it"
-            )
+        problems = key_problems(settings)
         if problems:
             raise SettingsError(problems)
+        shared = settings.forwarding_secret or settings.jwt_secret
         verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,

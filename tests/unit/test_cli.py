@@ -7,9 +7,17 @@ from orderflow.cli import main
 
 
 def test_settings_command_prints_the_effective_settings() -> None:
-    result = CliRunner().invoke(main, ["settings"], env={"ORDERFLOW_WEB_PORT": "7123"})
+    environment = {"ORDERFLOW_WEB_PORT": "7123", "ORDERFLOW_JWT_SECRET": "s" * 32}
+    result = CliRunner().invoke(main, ["settings"], env=environment)
     assert result.exit_code == 0, result.output
     assert "ORDERFLOW_WEB_PORT=7123" in result.output
+    assert "ORDERFLOW_JWT_SECRET=(set)" in result.output
+
+
+def test_settings_command_refuses_what_a_worker_refuses_at_start() -> None:
+    result = CliRunner().invoke(main, ["settings"], env={"ORDERFLOW_WEB_PORT": "7123"})
+    assert result.exit_code == 1
+    assert "ORDERFLOW_JWT_SECRET or ORDERFLOW_JWT_JWKS_URL is required" in result.output
 
 
 def test_worker_refuses_to_start_with_a_bad_setting() -> None:

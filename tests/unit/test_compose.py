@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -39,11 +40,27 @@ def compose_binary() -> Path:
     return binary
 
 
-def compose(*args: str, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess[str]:
-    # A clean environment: no COMPOSE_* or DOCKER_* variable of the caller may change the result.
+# What an operator puts in the environment or in .env beside docker-compose.yml.
+OPERATOR_ENV = {"ORDERFLOW_JWT_SECRET": "compose-test-" + "k" * 32}
+
+
+def compose(
+    *args: str, file: Path = COMPOSE_FILE, operator_env: dict[str, str] = OPERATOR_ENV
+) -> subprocess.CompletedProcess[str]:
+    # A clean environment: no COMPOSE_* or DOCKER_* variable of the caller may change the
+    # result, and no .env file of the checkout is read.
     return subprocess.run(
-        [str(compose_binary()), "--project-directory", str(REPO), "-f", str(file), *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(REPO)},
+        [
+            str(compose_binary()),
+            "--project-directory",
+            str(REPO),
+            "--env-file",
+            "/dev/null",
+            "-f",
+            str(file),
+            *args,
+        ],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(REPO), **operator_env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -163,6 +180,32 @@ def test_each_worker_has_its_own_volume_host_and_port(project: dict[str, Any]) -
     assert hosts == set(found), "each worker advertises its own service name"
     published = [p["published"] for w in found.values() for p in w["ports"]]
     assert len(set(published)) == len(found)
+
+
+def test_the_token_key_is_required_from_the_operator() -> None:
+    result = compose("config", "--quiet", operator_env={})
+    assert result.returncode != 0
+    assert "ORDERFLOW_JWT_SECRET" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker-0", "worker-1", "worker-2"])
+def test_each_orderflow_service_passes_the_workers_start_up_validation(
+    project: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`orderflow settings` with the service's resolved environment, as its container has it:
+    the same checks a worker makes before it starts (settings and token keys)."""
+    for name in list(os.environ):
+        if name.startswith("ORDERFLOW_"):
+            monkeypatch.delenv(name)
+    environment = {**dockerfile_env(), **project["services"][service]["environment"]}
+    result = CliRunner().invoke(main, ["settings"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert "ORDERFLOW_JWT_SECRET=(set)" in result.output
+    # and the same command refuses the environment the file gave before: no token key
+    del environment["ORDERFLOW_JWT_SECRET"]
+    refused = CliRunner().invoke(main, ["settings"], env=environment)
+    assert refused.exit_code == 1
+    assert "ORDERFLOW_JWT_SECRET or ORDERFLOW_JWT_JWKS_URL is required" in refused.output
 
 
 def test_the_workers_settings_are_valid_and_point_at_the_services(
