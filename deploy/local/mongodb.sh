@@ -2,6 +2,9 @@
 # embeds FerretDB's public package), with its PostgreSQL backend in a database of the local
 # PostgreSQL (started first if it is not up). Sourced by infra.sh.
 #
+# FerretDB 1.24's PostgreSQL backend cannot use its own index for a lookup by _id: every
+# collection gets one it can use, from ferretdb/id-index.sql (applied at each start).
+#
 # FerretDB 1.24 holds a backend connection for each statement of a multi-statement write until
 # the command ends: once its pool is used up by statements in flight, every command waits
 # forever (seen with both backends: 50 concurrent update statements hang the PostgreSQL
@@ -41,6 +44,9 @@ mongodb_start() {
   refuse_busy_port mongodb "$MONGODB_PORT"
   service_up postgres || cmd_up postgres
   postgres_create_database_named "$FERRETDB_DATABASE"
+  # Lookups by _id served by an index (see the file), for every collection FerretDB creates.
+  postgres_apply_sql "$FERRETDB_DATABASE" "$DEPLOY_DIR/ferretdb/id-index.sql" ||
+    die "mongodb: could not index document ids in the $FERRETDB_DATABASE database"
   : >"$(log_file mongodb)"
   start_daemon mongodb "$(mongodb_binary)" --listen-addr "$ORDERFLOW_INFRA_HOST:$MONGODB_PORT" \
     --postgresql-url "postgres://$POSTGRES_USER:$POSTGRES_PASSWORD@$ORDERFLOW_INFRA_HOST:$POSTGRES_PORT/$FERRETDB_DATABASE?pool_max_conns=150"

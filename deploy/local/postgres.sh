@@ -69,6 +69,12 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$name') \gexec
 SQL
 }
 
+# postgres_apply_sql DATABASE FILE: run a SQL file in DATABASE as the superuser.
+postgres_apply_sql() {
+  PG_BIN=$(postgres_bindir)
+  as_service_account "$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h "$(service_dir postgres)/run" -p "$POSTGRES_PORT" -U postgres -d "$1" >/dev/null <"$2"
+}
+
 postgres_stop() {
   local data
   data="$(service_dir postgres)/data"

@@ -1,15 +1,21 @@
-"""MongoDB collections of the read side: version-conditional writes and a name pointer.
+"""MongoDB collections of the read side: versioned upserts by id and a name pointer.
 
 Each entity's documents live in a collection generation (``<app>.orders.000001``, ...); a
 pointer document in ``<app>.projections`` names the live one, and readers and the sinks follow
 it (re-read at most every ``POINTER_TTL`` seconds). A rebuild fills the next generation and
 moves the pointer.
 
-A write never lets an older or equal version replace a newer one: the batch's current versions
-are read first, absent documents are inserted and present ones replaced with a filter on
-``version < new``, so a racing writer can only make the replacement match nothing. (Both are
-plain commands; FerretDB reports the wrong index for errors in a multi-statement write, so
-the store avoids relying on per-statement errors.)
+A write is one upsert per document, filtered on its id and on ``version < new``: an absent
+document is inserted, an older one replaced, and a newer or equal one makes the upsert try an
+insert that the unique ``_id`` refuses (E11000), which says the store already has it. Nothing
+is read first, so a write costs the same however many documents the collection holds (on
+FerretDB's PostgreSQL backend only with the id index of deploy/local/ferretdb/id-index.sql).
+
+FerretDB 1.24 stops an unordered multi-statement update at its first error, a stale version
+included, and reports a wrong index for it (it ignores ``ordered``), so a command whose answer
+holds any error is sent again one statement at a time: every statement is idempotent, and
+each refusal is then its own document's. Replays are where stale versions come from, so the
+steady state sends one command per ``WRITE_CHUNK`` documents.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ POINTER_TTL = 1.0
 # command ends and hangs for good once its pool is used up, so commands stay small and a
 # process sends one at a time (``write_lock``).
 WRITE_CHUNK = 10
+DUPLICATE_KEY = 11000  # an upsert met a newer or equal version of its document
+# Codes that refuse the document itself (its shape or size), whatever the store's state:
+# BadValue, FailedToParse, TypeMismatch, DollarPrefixedFieldName, InvalidIdField,
+# DocumentValidationFailure, KeyTooLong, BSONObjectTooLarge (two codes).
+REFUSED_FOR_GOOD = frozenset({2, 9, 14, 52, 53, 121, 17280, 10334, 17419})
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     "orders": [
@@ -94,60 +105,49 @@ class MongoCollection:
         self, documents: Sequence[Document], target: str | None = None
     ) -> list[Rejection]:
         name = target or await self.live()
-        collection = self.database[name]
-        ids = [document.id for document in documents]
-        held = {
-            found["_id"]: found.get("version", -1)
-            async for found in collection.find({"_id": {"$in": ids}}, {"version": 1})
-        }
-        replacements = [
+        rejections: list[Rejection] = []
+        for start in range(0, len(documents), WRITE_CHUNK):
+            chunk = documents[start : start + WRITE_CHUNK]
+            errors = await self._upsert(name, chunk)
+            if len(chunk) == 1:
+                rejections.extend(self._refusals(chunk, errors))
+            elif errors:  # which statements ran is unknown: each again, alone
+                for document in chunk:
+                    rejections.extend(
+                        self._refusals([document], await self._upsert(name, [document]))
+                    )
+        return rejections
+
+    async def _upsert(self, name: str, documents: Sequence[Document]) -> list[dict[str, Any]]:
+        """Send one update command of versioned upserts; returns its write errors."""
+        updates = [
             {
                 "q": {"_id": d.id, "version": {"$lt": d.version}},
                 "u": {"_id": d.id, **d.body, "version": d.version},
+                "upsert": True,
             }
             for d in documents
-            if d.id in held and held[d.id] < d.version
         ]
-        inserts = [
-            {"_id": d.id, **d.body, "version": d.version} for d in documents if d.id not in held
-        ]
-        for start in range(0, len(replacements), WRITE_CHUNK):
-            chunk = replacements[start : start + WRITE_CHUNK]
-            await self._command("update", name, updates=chunk, ordered=False)
-        for start in range(0, len(inserts), WRITE_CHUNK):
-            chunk = inserts[start : start + WRITE_CHUNK]
-            answer = await self._command(
-                "insert", name, documents=chunk, ordered=False, check=False
-            )
-            if answer.get("writeErrors"):
-                # Someone inserted some of them meanwhile: write those one by one, versioned.
-                racing: set[str] = {str(document["_id"]) for document in chunk}
-                await self._insert_each(collection, [d for d in documents if d.id in racing])
-        return []
-
-    async def _insert_each(self, collection: Any, documents: Sequence[Document]) -> None:
-        for document in documents:
-            body = {"_id": document.id, **document.body, "version": document.version}
-            try:
-                async with self.write_lock:
-                    await guarded(collection.insert_one(body))
-            except DuplicateKeyError:
-                async with self.write_lock:
-                    await guarded(
-                        collection.replace_one(
-                            {"_id": document.id, "version": {"$lt": document.version}}, body
-                        )
-                    )
-
-    async def _command(self, verb: str, name: str, *, check: bool = True, **fields: Any) -> Any:
         async with self.write_lock:
-            answer = await guarded(self.database.command(verb, name, **fields))
-        errors = answer.get("writeErrors") or []
-        if check and errors:
-            raise StoreUnavailable(f"MongoDB {verb} failed: {errors[0].get('errmsg')}")
+            answer = await guarded(self.database.command("update", name, updates=updates))
         if answer.get("writeConcernError"):
-            raise StoreUnavailable(f"MongoDB {verb}: {answer['writeConcernError']}")
-        return answer
+            raise StoreUnavailable(f"MongoDB update: {answer['writeConcernError']}")
+        errors: list[dict[str, Any]] = answer.get("writeErrors") or []
+        return errors
+
+    @staticmethod
+    def _refusals(documents: Sequence[Document], errors: list[dict[str, Any]]) -> list[Rejection]:
+        """The refusals of a one-document command: a stale version is none, a document the
+        store can never take is one, anything else is the store's trouble (retried)."""
+        refusals: list[Rejection] = []
+        for error in errors:
+            code, message = error.get("code"), str(error.get("errmsg"))
+            if code == DUPLICATE_KEY:
+                continue
+            if code not in REFUSED_FOR_GOOD:
+                raise StoreUnavailable(f"MongoDB update failed ({code}): {message}")
+            refusals.extend(Rejection(d.id, f"MongoDB {code}: {message}") for d in documents)
+        return refusals
 
     async def count(self, target: str | None = None) -> int:
         name = target or await self.live()

@@ -219,3 +219,27 @@ async def test_filters_sorting_pagination_and_facets(catalog: ElasticsearchIndex
     page_two, answer = await find(catalog, sort="name", page="2", size="2")
     assert page_two == ["mugs-set", "mug"]  # Espresso Cups, Red Mug
     assert answer["hits"]["total"]["value"] == 6
+
+
+async def test_a_document_mongodb_refuses_goes_alone_and_its_batch_mates_are_written(
+    read_side: ReadSide,
+) -> None:
+    name = "products-documents"
+    store = read_side.store(PROJECTIONS[name])
+    await store.prepare()
+    assert await store.write([shaped(name, order("o-0", "CONFIRMED", 5))]) == []
+    refused = shaped(name, order("o-bad", "PENDING", 1))
+    refused.body["attributes"] = {"$": "x"}  # no MongoDB-wire store takes a key like this
+    batch = [
+        shaped(name, order("o-0", "PENDING", 1)),  # stale: the store has version 5
+        shaped(name, order("o-1", "PENDING", 1)),
+        refused,
+        shaped(name, order("o-2", "PENDING", 1)),
+    ]
+    rejections = await store.write(batch)
+    assert [r.id for r in rejections] == ["o-bad"]
+    assert "key" in rejections[0].reason
+    assert (await store.get("o-0") or {}).get("version") == 5
+    for key in ("o-1", "o-2"):
+        assert (await store.get(key) or {}).get("version") == 1, key
+    assert await store.get("o-bad") is None
