@@ -137,6 +137,9 @@ MAX_PRICE = 10**12
 LIMITS = {"name": 200, "description": 5000, "category": 100}
 MAX_TAGS = MAX_ATTRIBUTES = 50
 MAX_TAG = MAX_ATTRIBUTE = 100
+# An attribute name is a field name in the document stores: MongoDB refuses one that starts
+# with "$" or holds a NUL, and reads "." as a path into a sub-document.
+ATTRIBUTE_NAME = re.compile(r"[^$.\x00][^.\x00]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +187,16 @@ def parse_product(product_id: str, body: Any) -> dict[str, Any]:
         or len(attributes) > MAX_ATTRIBUTES
         or not all(
             isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= MAX_ATTRIBUTE
-            and len(v) <= MAX_ATTRIBUTE
+            and len(v) <= MAX_ATTRIBUTE and ATTRIBUTE_NAME.fullmatch(k)
             for k, v in attributes.items()
         )
     ):  # fmt: skip
         errors.append(
-            FieldError("attributes", f"an object of at most {MAX_ATTRIBUTES} text values")
+            FieldError(
+                "attributes",
+                f"an object of at most {MAX_ATTRIBUTES} text values, named without a leading "
+                "'$', a '.' or a NUL character",
+            )
         )
     tags = body.get("tags", [])
     if (
@@ -229,7 +236,11 @@ def product_schema() -> dict[str, Any]:
             "attributes": {
                 "type": "object",
                 "maxProperties": MAX_ATTRIBUTES,
-                "propertyNames": {"minLength": 1, "maxLength": MAX_ATTRIBUTE},
+                "propertyNames": {
+                    "minLength": 1,
+                    "maxLength": MAX_ATTRIBUTE,
+                    "pattern": "^[^$.\\u0000][^.\\u0000]*$",
+                },
                 "additionalProperties": {"type": "string", "maxLength": MAX_ATTRIBUTE},
             },
             "tags": {

@@ -6,13 +6,19 @@ so a product's catalog events and its stock events are co-partitioned.
 
 from __future__ import annotations
 
+from faust.models.fields import StringField
+
 from orderflow.schemas.envelope import Message
+
+# A product's description is optional: the empty text stands for none (the other text fields
+# are required, and a record refuses them blank).
+OPTIONAL_TEXT = StringField(allow_blank=True)
 
 
 class UpsertProduct(Message, namespace="orderflow.UpsertProduct"):
     product_id: str
     name: str
-    description: str
+    description: str = OPTIONAL_TEXT
     category: str
     price: int  # minor units of ``currency``
     currency: str
@@ -27,7 +33,7 @@ class DeleteProduct(Message, namespace="orderflow.DeleteProduct"):
 class ProductUpserted(Message, namespace="orderflow.ProductUpserted"):
     product_id: str
     name: str
-    description: str
+    description: str = OPTIONAL_TEXT
     category: str
     price: int
     currency: str

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orderflow import schemas
 from orderflow.domain.catalog import (
     PRODUCT_FIELDS,
     CatalogEntry,
@@ -21,7 +23,9 @@ from orderflow.domain.catalog import (
     change_product,
     freshness,
     parse_product,
+    product_schema,
 )
+from orderflow.schemas.codec import decode
 
 
 def product(name: str = "Kettle", price: int = 2_999, **changes: Any) -> dict[str, Any]:
@@ -440,6 +444,10 @@ def test_a_full_body_is_kept_as_it_is() -> None:
         ("attributes", {"attributes": {"": "red"}}),
         ("attributes", {"attributes": {"colour": "x" * 101}}),
         ("attributes", {"attributes": {f"k{i}": "v" for i in range(51)}}),
+        ("attributes", {"attributes": {"$": "x"}}),
+        ("attributes", {"attributes": {"$set": "x"}}),
+        ("attributes", {"attributes": {"colour.name": "red"}}),
+        ("attributes", {"attributes": {"col\x00our": "red"}}),
         ("colour", {"colour": "red"}),
     ],
 )
@@ -502,3 +510,37 @@ def test_every_problem_is_reported_at_once() -> None:
         "tags",
         "colour",
     ]
+
+
+STORE_FIELD_NAMES = ["$", "$set", "a.b", ".", "a\x00", "colour", "colour$", "größe", "a-b c"]
+
+
+@pytest.mark.parametrize("name", STORE_FIELD_NAMES)
+def test_the_schema_and_the_parser_agree_on_attribute_names(name: str) -> None:
+    body = product(attributes={name: "x"})
+    try:
+        parse_product("SKU-1", body)
+        accepted = True
+    except InvalidProduct:
+        accepted = False
+    assert accepted == (not name.startswith("$") and "." not in name and "\x00" not in name)
+    assert jsonschema_rs.validator_for(product_schema()).is_valid(body) == accepted
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"description": ""}, {"description": "   "}, {"tags": []}, {"attributes": {}}],
+)
+def test_what_the_door_accepts_the_catalog_consumer_decodes(changes: dict[str, Any]) -> None:
+    """The records' own rules (a blank required text, say) never refuse a parsed product."""
+    body = {**product(), **changes}
+    if "description" not in changes:
+        del body["description"]  # optional: absent is the empty text
+    parsed = parse_product("SKU-1", body)
+    for record in (
+        schemas.UpsertProduct(**schemas.envelope("SKU-1"), product_id="SKU-1", **parsed),
+        schemas.ProductUpserted(
+            **schemas.envelope("SKU-1"), product_id="SKU-1", version=1, **parsed
+        ),
+    ):
+        assert decode(record.dumps()) == record
