@@ -40,6 +40,7 @@ from typing import Any
 from _components import Components, Snapshot, cpu_between
 from _hops import hops
 from _platform import Platform, own_platform
+from _prefill import prefill
 from _profile import record, summarise
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -98,6 +99,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=10.0, help="find-max: seconds per trial")
     parser.add_argument("--start-rate", type=float, default=20.0)
     parser.add_argument("--max-rate", type=float, default=400.0)
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="orders written to the read-side stores before anything is measured",
+    )
     parser.add_argument(
         "--output", default="saga_throughput", help="base name of the result files in bench/results"
     )
@@ -183,6 +190,9 @@ class Bench:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
         urls = self.live.worker_urls
         result: dict[str, Any] = {"baselines": {}}
+        if args.prefill:
+            print(f"prefill: {args.prefill} orders into the stores", file=sys.stderr)
+            result["prefill"] = await prefill(self.live.settings, args.prefill)
         print("baseline: raw aiokafka loop", file=sys.stderr)
         result["baselines"]["kafka_loop"] = await kafka_loop(self.bootstrap, args.baseline_messages)
         print("baseline: raw aiokafka hop latency", file=sys.stderr)
@@ -263,6 +273,14 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _stores_at_start(report: dict[str, Any]) -> str:
+    filled = report.get("prefill")
+    if not filled:
+        return "The read-side stores were empty at the start."
+    stored = ", ".join(f"{name} {count:,}" for name, count in filled["stored"].items())
+    return f"The read-side stores held {filled['orders']:,} orders at the start ({stored})."
+
+
 def markdown(report: dict[str, Any]) -> str:
     base = report["baselines"]
     lines = [
@@ -272,7 +290,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['workers']} workers, {report['partitions']} partitions, mix "
         f"`{report['mix']}`, {report['lines']} line(s) per order; machine: "
-        f"{report['cpus']} cores, shared.",
+        f"{report['cpus']} cores, shared; fresh workers of a new deployment. "
+        + _stores_at_start(report),
         "",
         "| offered/s | completed/s | completed/offered | p50 ms | p95 ms | p99 ms | max ms "
         "| pending | HTTP errors | Kafka records/order |",
