@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orderflow.domain.identifiers import MAX_ID_LENGTH as MAX_ID_LENGTH
+from orderflow.domain.identifiers import id_problem, id_schema, pattern
 from orderflow.domain.money import CURRENCIES, MAX_AMOUNT, is_currency
 from orderflow.errors import OrderflowError
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
-MAX_ID_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,11 @@ class InvalidOrder(OrderflowError):
 
 def _identifier(data: Mapping[str, Any], field: str, path: str, errors: list[FieldError]) -> str:
     value = data.get(field)
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(path, "required, a non-empty string"))
+    problem = id_problem(value)
+    if problem is not None:
+        errors.append(FieldError(path, problem))
         return ""
-    if len(value) > MAX_ID_LENGTH:
-        errors.append(FieldError(path, f"at most {MAX_ID_LENGTH} characters"))
+    assert isinstance(value, str)
     return value
 
 
@@ -74,15 +75,10 @@ def _integer(value: Any, path: str, low: int, high: int, errors: list[FieldError
 def sku_problem(sku: str) -> str | None:
     """Why ``sku`` cannot name a sku, or None. A '/' is reserved: the inventory keeps a line's
     reservation under 'sku/order id' beside the sku's level, which is keyed by the sku."""
-    if not sku.strip():
-        return "required, a non-empty string"
-    if len(sku) > MAX_ID_LENGTH:
-        return f"at most {MAX_ID_LENGTH} characters"
+    if (problem := id_problem(sku)) is not None:
+        return problem
     if "/" in sku:
         return "must not contain '/'"
-    if not sku.isprintable():
-        # A sku goes into Location headers and logs: no control characters.
-        return "printable characters only"
     return None
 
 
@@ -139,12 +135,8 @@ def parse_new_order(data: Any) -> NewOrder:
     return NewOrder(customer_id, currency, tuple(lines), token)
 
 
-# A sku as sku_problem accepts it: no '/', no control character, not blank.
-SKU_PATTERN = r"^[^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"
-
-
-def _text_schema(max_length: int, pattern: str = r"\S") -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern}
+# A sku as sku_problem accepts it: an id (orderflow.domain.identifiers) without '/'.
+SKU_PATTERN = pattern("/")
 
 
 def new_order_schema() -> dict[str, Any]:
@@ -153,12 +145,12 @@ def new_order_schema() -> dict[str, Any]:
     Two rules are beyond JSON Schema and only the parser holds them: skus are unique within an
     order, and the total is at most MAX_AMOUNT.
     """
-    identifier = _text_schema(MAX_ID_LENGTH)
+    identifier = id_schema()
     line = {
         "type": "object",
         "required": ["sku", "quantity", "unit_price"],
         "properties": {
-            "sku": _text_schema(MAX_ID_LENGTH, SKU_PATTERN),
+            "sku": id_schema(also_forbidden="/"),
             "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
             "unit_price": {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
         },

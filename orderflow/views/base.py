@@ -30,6 +30,7 @@ from orderflow.auth.principal import Principal
 from orderflow.auth.tokens import TokenRefused
 from orderflow.tables.typed import TypedTable
 from orderflow.views.access import Operation
+from orderflow.views.parameters import path_problem
 from orderflow.views.problems import PROBLEM_JSON, Problem, problem_response
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=40)  # above the longest long-poll
 PRINCIPAL = "orderflow.principal"
 FORWARDED = "orderflow.forwarded"
 BODY = "orderflow.body"
-MAX_PATH_PARAMETER = 256
 REALM = 'realm="orderflow"'
 
 
@@ -147,9 +147,6 @@ class ApiView(View):
         if operation is None:
             allowed = ", ".join(sorted(m.upper() for m in self.operations))
             raise Problem(405, f"{request.method} is not allowed here", headers={"Allow": allowed})
-        for name, value in (request.match_info or {}).items():
-            if len(value) > MAX_PATH_PARAMETER:
-                raise Problem(404, f"{name} is longer than {MAX_PATH_PARAMETER} characters")
         guard = self.guard
         trusted = guard.trusts_forward(request.method, request_target(request), request.headers)
         request[FORWARDED] = bool(request.headers.get(FORWARDED_BY))
@@ -187,6 +184,8 @@ class ApiView(View):
                 403, f"this operation requires one of the roles: {roles}",
                 headers={"WWW-Authenticate": challenge},
             )  # fmt: skip
+        if (problem := path_problem(request.match_info or {})) is not None:
+            raise Problem(400, problem)
         request[PRINCIPAL] = principal
         return await super().dispatch(request)
 

@@ -15,7 +15,8 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from orderflow.views.access import Operation
-from orderflow.views.base import MAX_PATH_PARAMETER, ApiView
+from orderflow.views.base import ApiView
+from orderflow.views.parameters import parameter
 from orderflow.views.problems import json_response
 
 OPENAPI_VERSION = "3.1.0"
@@ -65,7 +66,7 @@ def openapi_path(pattern: str) -> tuple[str, list[str]]:
 
 
 def _path_parameter(name: str, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    schema = schemas.get(name, {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAMETER})
+    schema = schemas.get(name, parameter(name).schema)
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 

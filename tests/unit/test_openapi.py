@@ -79,6 +79,12 @@ ORDER_VARIANTS = [
     {"customer_id": "c" * 100},
     {"customer_id": ""},
     {"customer_id": "   "},
+    {"customer_id": "c\x00"},
+    {"customer_id": "\u00a0"},
+    {"customer_id": "c\u2029"},
+    {"lines": [{"sku": "S\x84", "quantity": 1, "unit_price": 1}]},
+    {"lines": [{"sku": "S\u00a0", "quantity": 1, "unit_price": 1}]},
+    {"payment": {"token": "t\x7f"}},
 ]
 
 
