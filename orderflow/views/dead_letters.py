@@ -7,6 +7,7 @@ from typing import Any
 
 from faust.web import Request, Response
 
+from orderflow.resilience.dlq import is_dead_letter_topic
 from orderflow.resilience.dlq_store import Selection, dead_letter_topics, read, replay
 from orderflow.views.access import ADMIN, Operation, serves
 from orderflow.views.base import ApiView
@@ -60,13 +61,22 @@ def _selection(source: Any) -> Selection:
     )
 
 
+def _own(view: ApiView, topic: str) -> str:
+    """``topic`` if it is one of this deployment's dead-letter topics, else a 404 problem:
+    the admin API reads and replays those, not any topic of the cluster."""
+    if not is_dead_letter_topic(topic, view.platform.settings.topic_prefix):
+        raise Problem(404, f"{topic} is not a dead-letter topic of this deployment")
+    return topic
+
+
 class DeadLetterTopics(ApiView):
     operations = serves(get=Operation("Every dead-letter topic and its size", ADMIN, "admin"))
 
     async def get(self, request: Request) -> Response:
         settings = self.platform.settings
-        topics = await dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix)
-        return json_response(self, {"topics": topics})
+        every = await dead_letter_topics(settings.bootstrap_servers, settings.topic_prefix)
+        own = [t for t in every if is_dead_letter_topic(t["topic"], settings.topic_prefix)]
+        return json_response(self, {"topics": own})
 
 
 class DeadLetterRecords(ApiView):
@@ -81,6 +91,7 @@ class DeadLetterRecords(ApiView):
     )
 
     async def get(self, request: Request, topic: str) -> Response:
+        _own(self, topic)
         try:
             limit = int(request.query.get("limit", "50"))
         except ValueError:
@@ -109,6 +120,7 @@ class DeadLetterReplay(ApiView):
     )
 
     async def post(self, request: Request, topic: str) -> Response:
+        _own(self, topic)
         body = await read_json(self, request, required=False)
         if not isinstance(body, dict):
             raise Problem(422, "the body must be an object of filters and dry_run")
