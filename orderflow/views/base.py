@@ -29,6 +29,7 @@ from orderflow.auth.forwarding import FORWARDED_BY
 from orderflow.auth.principal import Principal
 from orderflow.auth.tokens import TokenRefused
 from orderflow.tables.typed import TypedTable
+from orderflow.views import server
 from orderflow.views.access import Operation
 from orderflow.views.parameters import path_problem
 from orderflow.views.problems import PROBLEM_JSON, Problem, problem_response
@@ -78,8 +79,10 @@ async def api_problems(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def install(app: Any) -> None:
-    """Put api_problems on the worker's aiohttp application (before it starts)."""
+    """Put api_problems on the worker's aiohttp application, and answer what aiohttp's parser
+    refuses with problems too (orderflow.views.server); before the web server starts."""
     app.web.web_app.middlewares.append(api_problems)
+    server.install(app.web)
 
 
 def _ident(url: URL | str) -> tuple[str, int]:
