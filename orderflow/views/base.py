@@ -25,7 +25,6 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 from yarl import URL
 
-from orderflow.auth.forwarding import FORWARDED_BY
 from orderflow.auth.principal import Principal
 from orderflow.auth.tokens import TokenRefused
 from orderflow.tables.typed import TypedTable
@@ -151,8 +150,21 @@ class ApiView(View):
             allowed = ", ".join(sorted(m.upper() for m in self.operations))
             raise Problem(405, f"{request.method} is not allowed here", headers={"Allow": allowed})
         guard = self.guard
-        trusted = guard.trusts_forward(request.method, request_target(request), request.headers)
-        request[FORWARDED] = bool(request.headers.get(FORWARDED_BY))
+        trusted = False
+        if guard.says_forwarded(request.headers):
+            # Never answered from this worker's state on the strength of a header alone.
+            body = await self.read_request_content(request)
+            trusted = guard.trusts_forward(
+                request.method, request_target(request), body, request.headers
+            )
+            if not trusted:
+                raise Problem(
+                    401,
+                    "the request says a worker forwarded it, but its forwarding mark does not "
+                    "verify: it is wrong, too old, or was used before",
+                    headers={"WWW-Authenticate": _challenge("invalid_request", "bad mark")},
+                )
+        request[FORWARDED] = trusted
         refused: TokenRefused | None = None
         principal: Principal | None = None
         try:
@@ -244,17 +256,18 @@ class ApiView(View):
     async def _forward(self, request: Request, owner: URL) -> Response:
         app = self.app
         target = request.url.with_host(owner.host or "").with_port(owner.port)
+        body = await self.read_request_content(request) if request.method != "GET" else None
         headers = {
             "Accept": request.headers.get("Accept", "application/json"),
             **self.guard.forward_headers(
                 request.method,
                 request_target(request),
+                body or b"",
                 str(app.conf.canonical_url),
                 request.headers.get("Authorization"),
             ),
         }
         headers.update({k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))})
-        body = await self.read_request_content(request) if request.method != "GET" else None
         if body is not None:
             headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
         try:
