@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from orderflow.domain.identifiers import NOT_BLANK
+
 PRODUCT_FIELDS = ("name", "description", "category", "price", "currency", "attributes", "tags")
 
 
@@ -217,7 +219,7 @@ def product_schema() -> dict[str, Any]:
     """The JSON Schema of a body parse_product accepts, from the bounds it checks."""
     text = {name: {"type": "string", "maxLength": limit} for name, limit in LIMITS.items()}
     for name in ("name", "category"):
-        text[name]["pattern"] = r"\S"
+        text[name]["pattern"] = NOT_BLANK
     return {
         "type": "object",
         "required": ["name", "category", "price", "currency"],
@@ -235,10 +237,10 @@ def product_schema() -> dict[str, Any]:
             "tags": {
                 "type": "array",
                 "maxItems": MAX_TAGS,
-                "items": {"type": "string", "maxLength": MAX_TAG, "pattern": r"\S"},
+                "items": {"type": "string", "maxLength": MAX_TAG, "pattern": NOT_BLANK},
             },
         },
     }
 
 
-PRODUCT_ID_SCHEMA = {"type": "string", "pattern": f"^{PRODUCT_ID.pattern}$"}
+PRODUCT_ID_SCHEMA = {"type": "string", "maxLength": 100, "pattern": f"^{PRODUCT_ID.pattern}$"}

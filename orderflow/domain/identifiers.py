@@ -32,6 +32,9 @@ def pattern(also_forbidden: str = "") -> str:
     return f"^{allowed}*{visible}{allowed}*$"
 
 
+# Text that is not all whitespace as str.strip() sees it, in the same portable form.
+NOT_BLANK = rf"[^\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029{BLANK}]"
+
 ID_PATTERN = pattern()
 _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
 

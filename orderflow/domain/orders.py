@@ -143,7 +143,9 @@ def new_order_schema() -> dict[str, Any]:
     """The JSON Schema of a body parse_new_order accepts, from the bounds it checks.
 
     Two rules are beyond JSON Schema and only the parser holds them: skus are unique within an
-    order, and the total is at most MAX_AMOUNT.
+    order, and the total is at most MAX_AMOUNT. The first is described as far as a schema can:
+    ``uniqueItems`` refuses identical lines, and ``x-unique-properties`` (an OpenAPI extension)
+    names the property no two lines may share.
     """
     identifier = id_schema()
     line = {
@@ -164,7 +166,17 @@ def new_order_schema() -> dict[str, Any]:
                 "description": "required of services and admins; a customer's is its token's sub",
             },
             "currency": {"type": "string", "enum": sorted(CURRENCIES)},
-            "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES, "items": line},
+            "lines": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LINES,
+                "items": line,
+                # Identical lines are the one case of a repeated sku JSON Schema can refuse.
+                "uniqueItems": True,
+                "x-unique-properties": ["sku"],
+                "description": "each sku at most once: two lines with the same sku are refused "
+                "(422), whatever their quantities and prices",
+            },
             "payment": {
                 "type": "object",
                 "required": ["token"],
