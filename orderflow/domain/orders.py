@@ -62,14 +62,26 @@ def _identifier(data: Mapping[str, Any], field: str, path: str, errors: list[Fie
     return value
 
 
+def whole_number(value: Any) -> int | None:
+    """A JSON number that is an integer, as an int (JSON Schema counts 2.0 as one, and so does
+    this); None for anything else. bool is an int in Python, but JSON true is no number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _integer(value: Any, path: str, low: int, high: int, errors: list[FieldError]) -> int:
-    # bool is an int in Python; JSON true is not a quantity.
-    if not isinstance(value, int) or isinstance(value, bool):
+    number = whole_number(value)
+    if number is None:
         errors.append(FieldError(path, "required, an integer"))
         return 0
-    if not low <= value <= high:
+    if not low <= number <= high:
         errors.append(FieldError(path, f"must be from {low} to {high}"))
-    return value
+    return number
 
 
 def sku_problem(sku: str) -> str | None:

@@ -87,6 +87,8 @@ ORDER_VARIANTS = [
     {"lines": [{"sku": "S\u00a0", "quantity": 1, "unit_price": 1}]},
     {"payment": {"token": "t\x7f"}},
     {"lines": [{"sku": "S", "quantity": 1, "unit_price": 1}] * 2},
+    {"lines": [{"sku": "S", "quantity": 2.0, "unit_price": 4.0}]},
+    {"lines": [{"sku": "S", "quantity": 2.5, "unit_price": 4}]},
 ]
 
 
@@ -111,6 +113,7 @@ PRODUCT_VARIANTS = [
     {"price": -1},
     {"price": 10**12 + 1},
     {"price": 1.5},
+    {"price": 1299.0},
     {"currency": "usd"},
     {"attributes": {"colour": "red"}},
     {"attributes": {"": "red"}},
