@@ -30,6 +30,8 @@ def test_every_route_and_method_is_described_with_its_security() -> None:
             responses = described_op["responses"]
             assert str(operation.status) in responses
             assert "401" in responses
+            if "{" in path:
+                assert "400" in responses, path
             if operation.roles is None:
                 assert described_op["security"] == [{}]
             else:
