@@ -15,6 +15,8 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 import faust
+from aiohttp import web as aiohttp_web
+from aiohttp.web_protocol import RequestHandler
 from aiokafka import AIOKafkaConsumer
 from faust import streams as faust_streams
 from faust.tables.manager import TableManager
@@ -24,6 +26,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.types import tuples
+from faust.web.drivers import aiohttp as faust_aiohttp
 
 from orderflow.errors import OrderflowError
 
@@ -69,6 +72,9 @@ MEMBERS: dict[type, tuple[str, ...]] = {
     ),
     faust_streams.Stream: ("noack_take", "ack"),
     TableManager: ("recovery", "changelog_topics"),
+    # The web server's answers to requests aiohttp's parser refuses (orderflow.views.server).
+    aiohttp_web.AppRunner: ("_make_server",),
+    RequestHandler: ("handle_error",),
 }
 # State a Faust consumer keeps in attributes its constructor sets, which orderflow reads and
 # resets on a seek (orderflow.resilience.seeks).
@@ -88,6 +94,8 @@ AIOKAFKA_CONSUMER_STATE = ("_fetch_min_bytes", "_fetch_max_wait_ms")
 # The conductor's index of the streams' topics by partition, which the worker's consumer reads to
 # know whether a message's queues have room (orderflow.consumer).
 CONDUCTOR_STATE = ("_tp_index",)
+# The runner Faust's aiohttp driver serves its app with, which orderflow.views.server replaces.
+WEB_STATE = ("_runner",)
 # Module-level names.
 MODULE_NAMES: dict[object, tuple[str, ...]] = {
     tuples: ("ack_lock",),
@@ -138,6 +146,12 @@ def problems(installed: Callable[[], str] = _installed) -> list[str]:
         f"faust's Conductor no longer sets {name}"
         for name in CONDUCTOR_STATE
         if f"self.{name} =" not in conductor
+    ]
+    web = inspect.getsource(faust_aiohttp.Web.__init__)
+    found += [
+        f"faust's aiohttp web driver no longer sets {name}"
+        for name in WEB_STATE
+        if f"self.{name}: AppRunner =" not in web and f"self.{name} =" not in web
     ]
     return found
 

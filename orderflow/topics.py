@@ -53,6 +53,19 @@ CATALOG_COMMANDS = "catalog.commands"
 CATALOG_EVENTS = "catalog.events"
 ORDERS_DOCUMENTS = "orders.documents"
 PRODUCTS_DOCUMENTS = "products.documents"
+# Every topic above: what the agents and sinks consume (and so may dead-letter).
+NAMES = (
+    ORDERS_COMMANDS,
+    SAGA_REPLIES,
+    INVENTORY_COMMANDS,
+    PAYMENTS_COMMANDS,
+    ORDERS_EVENTS,
+    INVENTORY_EVENTS,
+    CATALOG_COMMANDS,
+    CATALOG_EVENTS,
+    ORDERS_DOCUMENTS,
+    PRODUCTS_DOCUMENTS,
+)
 
 
 class Bus:

@@ -50,6 +50,7 @@ class Guard:
         self.verifier = verifier  # None: authentication is disabled
         self.limiter = limiter
         self.forwarding_key = forwarding_key
+        self.nonces = forwarding.Nonces()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
@@ -90,19 +91,32 @@ class Guard:
         return None if token is None else await self.verifier.verify(token)
 
     def forward_headers(
-        self, method: str, target: str, by: str, authorization: str | None
+        self, method: str, target: str, body: bytes, by: str, authorization: str | None
     ) -> dict[str, str]:
         """The headers that mark a request this worker forwards to another, signed."""
-        signature = forwarding.sign(self.forwarding_key, method, target, by, authorization or "")
+        signature = forwarding.sign(
+            self.forwarding_key, method, target, body, by, authorization or ""
+        )
         headers = {forwarding.FORWARDED_BY: by, forwarding.SIGNATURE: signature}
         if authorization:
             headers["Authorization"] = authorization
         return headers
 
-    def trusts_forward(self, method: str, target: str, headers: Mapping[str, str]) -> bool:
-        """Whether the request was forwarded by a worker of this deployment (signed, recent)."""
+    @staticmethod
+    def says_forwarded(headers: Mapping[str, str]) -> bool:
+        """Whether a request says a worker forwarded it (true or not)."""
+        return bool(headers.get(forwarding.FORWARDED_BY) or headers.get(forwarding.SIGNATURE))
+
+    def trusts_forward(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str]
+    ) -> bool:
+        """Whether the request was forwarded by a worker of this deployment: its mark signs
+        this very request, is recent, and was not used before (its nonce is remembered)."""
         by, signature = headers.get(forwarding.FORWARDED_BY), headers.get(forwarding.SIGNATURE)
         if not by or not signature:
             return False
         authorization = headers.get("Authorization", "")
-        return forwarding.verify(self.forwarding_key, signature, method, target, by, authorization)
+        mark = forwarding.verify(
+            self.forwarding_key, signature, method, target, body, by, authorization
+        )
+        return mark is not None and self.nonces.first_use(mark)

@@ -29,6 +29,7 @@ import orjson
 from jwt import PyJWK, PyJWKSet
 
 from orderflow.auth.principal import Principal
+from orderflow.domain.identifiers import MAX_ID_LENGTH, id_problem
 from orderflow.errors import OrderflowError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,13 @@ log = logging.getLogger(__name__)
 HMAC_ALGORITHM = "HS256"
 KEY_ALGORITHMS = ("RS256", "ES256")
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+# Claims that are NumericDates (RFC 7519, 2): a JSON number of seconds since 1970, which here
+# must also fall within 1970-01-01 and 9999-12-31T23:59:59Z. PyJWT reads them through int(), so
+# it takes "9999999999" (a string) and 1e30 (no time at all) as times.
+TIME_CLAIMS = ("exp", "nbf", "iat")
+MAX_NUMERIC_DATE = 253_402_300_799
 MAX_TOKEN_LENGTH = 4096
-MAX_SUBJECT_LENGTH = 100  # a customer id's bound (orderflow.domain.orders.MAX_ID_LENGTH)
+MAX_SUBJECT_LENGTH = MAX_ID_LENGTH  # a customer's subject is its customer id
 # Tokens verified lately, remembered so that a client's next requests with the same token do not
 # pay for its verification again (PyJWT's decoding was an eighth of an order's intake): at most
 # this many, each for at most this many seconds and never past its exp (or before its nbf).
@@ -233,13 +239,29 @@ class TokenVerifier:
             raise TokenRefused(f"the token has no {error.claim!r} claim") from None
         except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
             raise TokenRefused("the bearer token is malformed") from None
+        for name in TIME_CLAIMS:
+            if name in claims and not is_numeric_date(claims[name]):
+                raise TokenRefused(
+                    f"{name} must be a number of seconds since 1970 (a NumericDate) within "
+                    "1970-01-01 and 9999-12-31"
+                )
         return principal_of(claims), claims
+
+
+def is_numeric_date(value: Any) -> bool:
+    """Whether a claim's value is a NumericDate: a JSON number, within 1970 and 9999."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_NUMERIC_DATE  # NaN and the infinities fail this too
 
 
 def principal_of(claims: Mapping[str, Any]) -> Principal:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
-        raise TokenRefused(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters")
+    if not isinstance(subject, str) or id_problem(subject, MAX_SUBJECT_LENGTH) is not None:
+        raise TokenRefused(
+            f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} characters, without control "
+            "characters or line breaks"
+        )
     roles = claims.get("roles", [])
     if isinstance(claims.get("role"), str):
         roles = [*roles, claims["role"]] if isinstance(roles, list) else [claims["role"]]

@@ -19,6 +19,9 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from orderflow.domain.identifiers import NOT_BLANK
+from orderflow.domain.orders import whole_number
+
 PRODUCT_FIELDS = ("name", "description", "category", "price", "currency", "attributes", "tags")
 
 
@@ -154,10 +157,6 @@ class InvalidProduct(ValueError):
         self.errors = errors
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_product(product_id: str, body: Any) -> dict[str, Any]:
     """The product fields of a PUT body, or InvalidProduct listing every problem."""
     errors: list[FieldError] = []
@@ -176,8 +175,8 @@ def parse_product(product_id: str, body: Any) -> dict[str, Any]:
         ):
             required = "" if name == "description" else "required, "
             errors.append(FieldError(name, f"{required}text of at most {limit} characters"))
-    price, currency = body.get("price"), body.get("currency")
-    if not (isinstance(price, int) and _is_int(price) and 0 <= price <= MAX_PRICE):
+    price, currency = whole_number(body.get("price")), body.get("currency")
+    if price is None or not 0 <= price <= MAX_PRICE:
         errors.append(FieldError("price", "required, an integer of minor units (0 or more)"))
     if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
         errors.append(FieldError("currency", "required, an ISO 4217 code such as EUR"))
@@ -224,7 +223,7 @@ def product_schema() -> dict[str, Any]:
     """The JSON Schema of a body parse_product accepts, from the bounds it checks."""
     text = {name: {"type": "string", "maxLength": limit} for name, limit in LIMITS.items()}
     for name in ("name", "category"):
-        text[name]["pattern"] = r"\S"
+        text[name]["pattern"] = NOT_BLANK
     return {
         "type": "object",
         "required": ["name", "category", "price", "currency"],
@@ -246,10 +245,10 @@ def product_schema() -> dict[str, Any]:
             "tags": {
                 "type": "array",
                 "maxItems": MAX_TAGS,
-                "items": {"type": "string", "maxLength": MAX_TAG, "pattern": r"\S"},
+                "items": {"type": "string", "maxLength": MAX_TAG, "pattern": NOT_BLANK},
             },
         },
     }
 
 
-PRODUCT_ID_SCHEMA = {"type": "string", "pattern": f"^{PRODUCT_ID.pattern}$"}
+PRODUCT_ID_SCHEMA = {"type": "string", "maxLength": 100, "pattern": f"^{PRODUCT_ID.pattern}$"}

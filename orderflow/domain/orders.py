@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orderflow.domain.identifiers import MAX_ID_LENGTH as MAX_ID_LENGTH
+from orderflow.domain.identifiers import id_problem, id_schema, pattern
 from orderflow.domain.money import CURRENCIES, MAX_AMOUNT, is_currency
 from orderflow.errors import OrderflowError
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
-MAX_ID_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,36 +54,43 @@ class InvalidOrder(OrderflowError):
 
 def _identifier(data: Mapping[str, Any], field: str, path: str, errors: list[FieldError]) -> str:
     value = data.get(field)
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(path, "required, a non-empty string"))
+    problem = id_problem(value)
+    if problem is not None:
+        errors.append(FieldError(path, problem))
         return ""
-    if len(value) > MAX_ID_LENGTH:
-        errors.append(FieldError(path, f"at most {MAX_ID_LENGTH} characters"))
+    assert isinstance(value, str)
     return value
+
+
+def whole_number(value: Any) -> int | None:
+    """A JSON number that is an integer, as an int (JSON Schema counts 2.0 as one, and so does
+    this); None for anything else. bool is an int in Python, but JSON true is no number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _integer(value: Any, path: str, low: int, high: int, errors: list[FieldError]) -> int:
-    # bool is an int in Python; JSON true is not a quantity.
-    if not isinstance(value, int) or isinstance(value, bool):
+    number = whole_number(value)
+    if number is None:
         errors.append(FieldError(path, "required, an integer"))
         return 0
-    if not low <= value <= high:
+    if not low <= number <= high:
         errors.append(FieldError(path, f"must be from {low} to {high}"))
-    return value
+    return number
 
 
 def sku_problem(sku: str) -> str | None:
     """Why ``sku`` cannot name a sku, or None. A '/' is reserved: the inventory keeps a line's
     reservation under 'sku/order id' beside the sku's level, which is keyed by the sku."""
-    if not sku.strip():
-        return "required, a non-empty string"
-    if len(sku) > MAX_ID_LENGTH:
-        return f"at most {MAX_ID_LENGTH} characters"
+    if (problem := id_problem(sku)) is not None:
+        return problem
     if "/" in sku:
         return "must not contain '/'"
-    if not sku.isprintable():
-        # A sku goes into Location headers and logs: no control characters.
-        return "printable characters only"
     return None
 
 
@@ -139,26 +147,24 @@ def parse_new_order(data: Any) -> NewOrder:
     return NewOrder(customer_id, currency, tuple(lines), token)
 
 
-# A sku as sku_problem accepts it: no '/', no control character, not blank.
-SKU_PATTERN = r"^[^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"
-
-
-def _text_schema(max_length: int, pattern: str = r"\S") -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern}
+# A sku as sku_problem accepts it: an id (orderflow.domain.identifiers) without '/'.
+SKU_PATTERN = pattern("/")
 
 
 def new_order_schema() -> dict[str, Any]:
     """The JSON Schema of a body parse_new_order accepts, from the bounds it checks.
 
     Two rules are beyond JSON Schema and only the parser holds them: skus are unique within an
-    order, and the total is at most MAX_AMOUNT.
+    order, and the total is at most MAX_AMOUNT. The first is described as far as a schema can:
+    ``uniqueItems`` refuses identical lines, and ``x-unique-properties`` (an OpenAPI extension)
+    names the property no two lines may share.
     """
-    identifier = _text_schema(MAX_ID_LENGTH)
+    identifier = id_schema()
     line = {
         "type": "object",
         "required": ["sku", "quantity", "unit_price"],
         "properties": {
-            "sku": _text_schema(MAX_ID_LENGTH, SKU_PATTERN),
+            "sku": id_schema(also_forbidden="/"),
             "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
             "unit_price": {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
         },
@@ -172,7 +178,17 @@ def new_order_schema() -> dict[str, Any]:
                 "description": "required of services and admins; a customer's is its token's sub",
             },
             "currency": {"type": "string", "enum": sorted(CURRENCIES)},
-            "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES, "items": line},
+            "lines": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LINES,
+                "items": line,
+                # Identical lines are the one case of a repeated sku JSON Schema can refuse.
+                "uniqueItems": True,
+                "x-unique-properties": ["sku"],
+                "description": "each sku at most once: two lines with the same sku are refused "
+                "(422), whatever their quantities and prices",
+            },
             "payment": {
                 "type": "object",
                 "required": ["token"],

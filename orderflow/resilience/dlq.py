@@ -17,6 +17,7 @@ from typing import Any
 
 from faust.types import AppT, TopicT
 
+from orderflow import topics
 from orderflow.resilience.retry import FailedAttempt, retry
 from orderflow.runtime import Runtime
 
@@ -41,6 +42,29 @@ MAX_ERROR_MESSAGE = 2000
 
 def dlq_name(topic: str) -> str:
     return topic + SUFFIX
+
+
+# Faust names the topic a stream is re-keyed through (group_by) after the agent, which is
+# named after its module: "<orderflow.agents...>-<source topic>-<name>-repartition".
+AGENTS = "orderflow.agents."
+REPARTITION = "-repartition"
+
+
+def is_dead_letter_topic(name: str, topic_prefix: str) -> bool:
+    """Whether ``name`` is a dead-letter topic of the deployment whose topics are named with
+    ``topic_prefix``: the DLQ twin of one of its topics, or of a re-keying topic an agent of
+    it reads. No other topic (offsets, changelogs, another deployment's) is one."""
+    if not name.endswith(SUFFIX):
+        return False
+    origin = name.removesuffix(SUFFIX)
+    own = [topic_prefix + topic for topic in topics.NAMES]
+    if origin in own:
+        return True
+    return (
+        origin.startswith(AGENTS)
+        and origin.endswith(REPARTITION)
+        and any(f"-{topic}-" in origin for topic in own)
+    )
 
 
 @dataclass(frozen=True, slots=True)

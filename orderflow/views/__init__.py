@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orderflow.auth.guard import Guard
-from orderflow.domain.catalog import PRODUCT_ID_SCHEMA
-from orderflow.domain.orders import MAX_ID_LENGTH, SKU_PATTERN
 from orderflow.views import (
     admin,
     base,
@@ -20,6 +18,7 @@ from orderflow.views import (
     search,
 )
 from orderflow.views.base import ApiView
+from orderflow.views.parameters import path_schemas as path_schemas
 
 if TYPE_CHECKING:
     from orderflow.app import OrderflowApp
@@ -35,12 +34,6 @@ def api_routes() -> dict[str, type[ApiView]]:
         for path, view in module.ROUTES.items()
         if isinstance(view, type) and issubclass(view, ApiView)
     }
-
-
-def path_schemas() -> dict[str, dict[str, Any]]:
-    """Path parameters whose form is known beyond a bounded string."""
-    sku = {"type": "string", "pattern": SKU_PATTERN, "maxLength": MAX_ID_LENGTH}
-    return {"product_id": PRODUCT_ID_SCHEMA, "sku": sku}
 
 
 def register(app: OrderflowApp) -> None:

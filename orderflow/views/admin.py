@@ -152,7 +152,11 @@ class TableScan(ApiView):
         headers = {
             "Accept": "application/json",
             **self.guard.forward_headers(
-                "GET", str(target.relative()), str(self.app.conf.canonical_url), authorization
+                "GET",
+                str(target.relative()),
+                b"",
+                str(self.app.conf.canonical_url),
+                authorization,
             ),
         }
         try:

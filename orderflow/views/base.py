@@ -25,11 +25,12 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 from yarl import URL
 
-from orderflow.auth.forwarding import FORWARDED_BY
 from orderflow.auth.principal import Principal
 from orderflow.auth.tokens import TokenRefused
 from orderflow.tables.typed import TypedTable
+from orderflow.views import server
 from orderflow.views.access import Operation
+from orderflow.views.parameters import path_problem
 from orderflow.views.problems import PROBLEM_JSON, Problem, problem_response
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=40)  # above the longest long-poll
 PRINCIPAL = "orderflow.principal"
 FORWARDED = "orderflow.forwarded"
 BODY = "orderflow.body"
-MAX_PATH_PARAMETER = 256
 REALM = 'realm="orderflow"'
 
 
@@ -78,8 +78,10 @@ async def api_problems(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def install(app: Any) -> None:
-    """Put api_problems on the worker's aiohttp application (before it starts)."""
+    """Put api_problems on the worker's aiohttp application, and answer what aiohttp's parser
+    refuses with problems too (orderflow.views.server); before the web server starts."""
     app.web.web_app.middlewares.append(api_problems)
+    server.install(app.web)
 
 
 def _ident(url: URL | str) -> tuple[str, int]:
@@ -147,12 +149,22 @@ class ApiView(View):
         if operation is None:
             allowed = ", ".join(sorted(m.upper() for m in self.operations))
             raise Problem(405, f"{request.method} is not allowed here", headers={"Allow": allowed})
-        for name, value in (request.match_info or {}).items():
-            if len(value) > MAX_PATH_PARAMETER:
-                raise Problem(404, f"{name} is longer than {MAX_PATH_PARAMETER} characters")
         guard = self.guard
-        trusted = guard.trusts_forward(request.method, request_target(request), request.headers)
-        request[FORWARDED] = bool(request.headers.get(FORWARDED_BY))
+        trusted = False
+        if guard.says_forwarded(request.headers):
+            # Never answered from this worker's state on the strength of a header alone.
+            body = await self.read_request_content(request)
+            trusted = guard.trusts_forward(
+                request.method, request_target(request), body, request.headers
+            )
+            if not trusted:
+                raise Problem(
+                    401,
+                    "the request says a worker forwarded it, but its forwarding mark does not "
+                    "verify: it is wrong, too old, or was used before",
+                    headers={"WWW-Authenticate": _challenge("invalid_request", "bad mark")},
+                )
+        request[FORWARDED] = trusted
         refused: TokenRefused | None = None
         principal: Principal | None = None
         try:
@@ -187,6 +199,8 @@ class ApiView(View):
                 403, f"this operation requires one of the roles: {roles}",
                 headers={"WWW-Authenticate": challenge},
             )  # fmt: skip
+        if (problem := path_problem(request.match_info or {})) is not None:
+            raise Problem(400, problem)
         request[PRINCIPAL] = principal
         return await super().dispatch(request)
 
@@ -242,17 +256,18 @@ class ApiView(View):
     async def _forward(self, request: Request, owner: URL) -> Response:
         app = self.app
         target = request.url.with_host(owner.host or "").with_port(owner.port)
+        body = await self.read_request_content(request) if request.method != "GET" else None
         headers = {
             "Accept": request.headers.get("Accept", "application/json"),
             **self.guard.forward_headers(
                 request.method,
                 request_target(request),
+                body or b"",
                 str(app.conf.canonical_url),
                 request.headers.get("Authorization"),
             ),
         }
         headers.update({k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))})
-        body = await self.read_request_content(request) if request.method != "GET" else None
         if body is not None:
             headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
         try:

@@ -72,9 +72,9 @@ class StockAdjustments(ApiView):
         body = await read_json(self, request)
         if not isinstance(body, dict):
             raise Problem(422, "the body must be an object with delta and reason")
-        delta, reason = body.get("delta"), body.get("reason")
+        delta, reason = orders.whole_number(body.get("delta")), body.get("reason")
         errors = []
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+        if delta is None or delta == 0:
             errors.append({"field": "delta", "message": "required, a non-zero integer"})
         elif abs(delta) > MAX_DELTA:
             errors.append({"field": "delta", "message": f"at most {MAX_DELTA} either way"})

@@ -15,7 +15,8 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from orderflow.views.access import Operation
-from orderflow.views.base import MAX_PATH_PARAMETER, ApiView
+from orderflow.views.base import ApiView
+from orderflow.views.parameters import parameter
 from orderflow.views.problems import json_response
 
 OPENAPI_VERSION = "3.1.0"
@@ -65,17 +66,19 @@ def openapi_path(pattern: str) -> tuple[str, list[str]]:
 
 
 def _path_parameter(name: str, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    schema = schemas.get(name, {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAMETER})
+    schema = schemas.get(name, parameter(name).schema)
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _responses(operation: Operation) -> dict[str, Any]:
+def _responses(operation: Operation, path_parameters: bool) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": "success",
         "content": {"application/json": {"schema": operation.response() if operation.response
                                           else {"type": "object"}}},
     }  # fmt: skip
     errors = set(operation.errors) | set(COMMON_ERRORS)
+    if path_parameters:
+        errors.add(400)  # a path parameter that breaks its rule (orderflow.views.parameters)
     if operation.roles is not None:
         errors |= {401, 403}
     else:
@@ -105,7 +108,7 @@ def describe(
                 "operationId": f"{view.__name__}.{method}",
                 "summary": operation.summary,
                 "parameters": [_path_parameter(n, path_schemas) for n in names] + operation.query(),
-                "responses": _responses(operation),
+                "responses": _responses(operation, bool(names)),
                 "security": [{"bearer": []}] if operation.roles is not None else [{}],
             }
             if operation.roles is not None:

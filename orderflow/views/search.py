@@ -27,6 +27,11 @@ async def run_search(
         wanted: search.Search = build(request.query)
     except search.InvalidSearch as invalid:
         raise Problem(422, f"the search is invalid: {invalid}", errors=invalid.errors) from None
+    except OverflowError:
+        # A date alone in ``to`` means the day after it: there is none after 9999-12-31.
+        errors = [{"field": "to", "message": "a date before 9999-12-31"}]
+        detail = "the search is invalid: to: a date before 9999-12-31"
+        raise Problem(422, detail, errors=errors) from None
     index = view.platform.read_side.store(PROJECTIONS[projection])
     assert isinstance(index, ElasticsearchIndex)
     started = time.perf_counter()
@@ -38,6 +43,11 @@ async def run_search(
     except ApiError as error:
         if error.meta.status == 404:  # no index yet: nothing was ever projected
             return wanted, {"hits": {"total": {"value": 0}, "hits": []}}
+        if 400 <= error.meta.status < 500:
+            # A value the parameters let through that Elasticsearch cannot read (a time out of
+            # its range): the client's to change. What Elasticsearch said goes to the log.
+            log.warning("Elasticsearch refused a search of %s: %s", projection, error)
+            raise Problem(422, "the search is invalid: a value is out of range") from None
         raise
     finally:
         SEARCH_DURATION.labels(index.alias).observe(time.perf_counter() - started)

@@ -176,6 +176,15 @@ async def test_an_unknown_key_id_refreshes_the_jwks_at_most_once_per_interval() 
         (lambda: hs256(sub=None), "'sub'"),
         (lambda: hs256(aud=None), "'aud'"),
         (lambda: hs256(sub="x" * 101), "sub must be"),
+        (lambda: hs256(sub="c-1\x00"), "sub must be"),
+        (lambda: hs256(sub="c-1\nadmin"), "sub must be"),
+        (lambda: hs256(exp=str(int(NOW) + 600)), "exp must be a number"),
+        (lambda: hs256(exp=1e30), "exp must be a number"),
+        (lambda: hs256(nbf=str(int(NOW) - 60)), "nbf must be a number"),
+        (lambda: hs256(nbf=-1e30), "nbf must be a number"),
+        (lambda: hs256(iat="yesterday"), "iat must be a number"),
+        (lambda: hs256(iat=1e30), "iat must be a number"),
+        (lambda: hs256(iat=[1]), "iat must be a number"),
         (lambda: hs256(roles="admin"), "roles must be"),
         (lambda: "not-a-token", "malformed"),
         (lambda: "a.b.c", "malformed"),
@@ -188,6 +197,10 @@ async def test_bad_tokens_are_refused_as_invalid_tokens(token: Any, description:
     error = await refused(token())
     assert error.error == "invalid_token"
     assert description in error.description
+
+
+async def test_times_may_be_fractional_numbers() -> None:
+    assert await verifier().verify(hs256(exp=NOW + 600.5, nbf=NOW - 0.5, iat=NOW - 0.5))
 
 
 async def test_clock_skew_within_the_leeway_is_tolerated() -> None:

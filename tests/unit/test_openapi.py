@@ -10,7 +10,8 @@ import pytest
 from orderflow.domain.catalog import InvalidProduct, parse_product, product_schema
 from orderflow.domain.orders import InvalidOrder, new_order_schema, parse_new_order
 from orderflow.projections import search
-from orderflow.views import api_routes, openapi, path_schemas
+from orderflow.views import api_routes, dead_letters, openapi, path_schemas
+from orderflow.views.problems import Problem
 
 
 def document() -> dict[str, Any]:
@@ -29,6 +30,8 @@ def test_every_route_and_method_is_described_with_its_security() -> None:
             responses = described_op["responses"]
             assert str(operation.status) in responses
             assert "401" in responses
+            if "{" in path:
+                assert "400" in responses, path
             if operation.roles is None:
                 assert described_op["security"] == [{}]
             else:
@@ -79,6 +82,15 @@ ORDER_VARIANTS = [
     {"customer_id": "c" * 100},
     {"customer_id": ""},
     {"customer_id": "   "},
+    {"customer_id": "c\x00"},
+    {"customer_id": "\u00a0"},
+    {"customer_id": "c\u2029"},
+    {"lines": [{"sku": "S\x84", "quantity": 1, "unit_price": 1}]},
+    {"lines": [{"sku": "S\u00a0", "quantity": 1, "unit_price": 1}]},
+    {"payment": {"token": "t\x7f"}},
+    {"lines": [{"sku": "S", "quantity": 1, "unit_price": 1}] * 2},
+    {"lines": [{"sku": "S", "quantity": 2.0, "unit_price": 4.0}]},
+    {"lines": [{"sku": "S", "quantity": 2.5, "unit_price": 4}]},
 ]
 
 
@@ -103,6 +115,7 @@ PRODUCT_VARIANTS = [
     {"price": -1},
     {"price": 10**12 + 1},
     {"price": 1.5},
+    {"price": 1299.0},
     {"currency": "usd"},
     {"attributes": {"colour": "red"}},
     {"attributes": {"": "red"}},
@@ -112,6 +125,11 @@ PRODUCT_VARIANTS = [
     {"tags": ["mug"] * 51},
     {"tags": [""]},
     {"colour": "red"},
+    {"category": "\x1c"},
+    {"category": "\x85 "},
+    {"name": "\u3000"},
+    {"name": "\ufeff"},
+    {"tags": ["\x1f"]},
 ]
 
 
@@ -124,6 +142,18 @@ def test_the_product_schema_accepts_what_the_parser_accepts(change: dict[str, An
     except InvalidProduct:
         accepted = False
     assert jsonschema_rs.validator_for(product_schema()).is_valid(body) == accepted, change
+
+
+def test_the_order_schema_names_what_must_be_unique_among_the_lines() -> None:
+    lines = new_order_schema()["properties"]["lines"]
+    assert lines["uniqueItems"] is True
+    assert lines["x-unique-properties"] == ["sku"]
+    twice = [
+        {"sku": "S", "quantity": 1, "unit_price": 1},
+        {"sku": "S", "quantity": 2, "unit_price": 1},
+    ]
+    with pytest.raises(InvalidOrder, match="duplicate sku"):
+        parse_new_order({**ORDER, "lines": twice})
 
 
 @pytest.mark.parametrize("builder", [search.product_search, search.order_search])
@@ -140,3 +170,46 @@ def test_search_parameters_are_the_ones_the_search_reads(builder: Any) -> None:
         with pytest.raises(search.InvalidSearch) as invalid:
             builder({name: bad})
         assert name in {e["field"] for e in invalid.value.errors}, name
+
+
+DLQ_TIMES = [
+    "2026-11-21",
+    "2026-11-21T10:00",
+    "2026-11-21T10:00:00Z",
+    "2026-11-21T10:00:00.123456+05:30",
+    "0001-01-01T00:00:00-23:59",
+    "9999-12-31T23:59:59",
+    "2026-04-31",
+    "2026-02-29",
+    "2026-13-01",
+    "0000-01-01",
+    "2026-11-21T24:00",
+    "2026-11-21t10:00z",
+    "2026-11-21T10:00:00.1234567",
+    "20261121",
+    "٢٠٢٦-11-21",
+    "",
+    "yesterday",
+]
+
+
+@pytest.mark.parametrize("value", DLQ_TIMES)
+def test_the_dead_letter_time_filters_accept_what_the_schema_accepts(value: str) -> None:
+    described = {p["name"]: p["schema"] for p in dead_letters.filter_parameters()}
+    try:
+        dead_letters._selection({"since": value, "until": value})
+        accepted = True
+    except Problem:
+        accepted = False
+    for name in ("since", "until"):
+        assert jsonschema_rs.validator_for(described[name]).is_valid(value) == accepted, value
+    replay = jsonschema_rs.validator_for(dead_letters.REPLAY_SCHEMA)
+    assert replay.is_valid({"since": value}) == accepted
+
+
+def test_a_dead_letter_filter_given_as_null_is_refused_as_the_schema_says() -> None:
+    replay = jsonschema_rs.validator_for(dead_letters.REPLAY_SCHEMA)
+    for name in ("since", "until", "error_type", "key"):
+        assert not replay.is_valid({name: None})
+        with pytest.raises(Problem):
+            dead_letters._selection({name: None})

@@ -80,16 +80,44 @@ def test_a_busy_client_keeps_its_bucket_while_idle_ones_go() -> None:
 
 def test_a_forwarding_mark_verifies_only_unchanged_and_recent() -> None:
     key = forwarding.derive_key("k" * 32)
-    args = ("GET", "/api/v1/orders/o-1?wait=5", "http://w0:6066", "Bearer abc")
+    args = ("GET", "/api/v1/orders/o-1?wait=5", b"", "http://w0:6066", "Bearer abc")
     mark = forwarding.sign(key, *args, now=5000)
-    assert forwarding.verify(key, mark, *args, now=5010)
+    verified = forwarding.verify(key, mark, *args, now=5009)
+    assert verified is not None
+    assert verified.stamp == 5000
+    assert len(verified.nonce) == 32
+    assert forwarding.verify(key, mark, *args, now=4991)  # the other worker's clock is ahead
     assert not forwarding.verify(key, mark, *args, now=5000 + forwarding.MAX_AGE + 1)
-    assert not forwarding.verify(key, mark, "POST", *args[1:], now=5010)
-    assert not forwarding.verify(key, mark, args[0], "/api/v1/orders/o-2", *args[2:], now=5010)
-    assert not forwarding.verify(key, mark, *args[:3], "Bearer other", now=5010)
-    assert not forwarding.verify(forwarding.derive_key("x" * 32), mark, *args, now=5010)
-    assert not forwarding.verify(key, "t=5000", *args, now=5010)
-    assert not forwarding.verify(key, "garbage", *args, now=5010)
+    assert not forwarding.verify(key, mark, "POST", *args[1:], now=5005)
+    assert not forwarding.verify(key, mark, args[0], "/api/v1/orders/o-2", *args[2:], now=5005)
+    assert not forwarding.verify(key, mark, args[0], f"{args[1]}0", *args[2:], now=5005)
+    assert not forwarding.verify(key, mark, *args[:2], b"{}", *args[3:], now=5005)
+    assert not forwarding.verify(key, mark, *args[:3], "http://w1:6066", args[4], now=5005)
+    assert not forwarding.verify(key, mark, *args[:4], "Bearer other", now=5005)
+    assert not forwarding.verify(forwarding.derive_key("x" * 32), mark, *args, now=5005)
+    other_nonce = mark.replace(verified.nonce, "0" * 32)
+    assert not forwarding.verify(key, other_nonce, *args, now=5005)
+    assert not forwarding.verify(key, mark.replace("t=5000", "t=5001"), *args, now=5005)
+    assert not forwarding.verify(key, "t=5000", *args, now=5005)
+    assert not forwarding.verify(key, "garbage", *args, now=5005)
+    # Each mark has a nonce of its own.
+    assert forwarding.sign(key, *args, now=5000) != mark
+
+
+def test_a_mark_is_accepted_once_and_nonces_are_forgotten_when_too_old() -> None:
+    clock = Clock()
+    nonces = forwarding.Nonces(max_nonces=3, clock=clock)
+    first = forwarding.Mark(int(clock.now), "a" * 32)
+    assert nonces.first_use(first)
+    assert not nonces.first_use(first)  # a replay
+    assert nonces.first_use(forwarding.Mark(int(clock.now), "b" * 32))
+    assert nonces.first_use(forwarding.Mark(int(clock.now), "c" * 32))
+    # Full of nonces that could still be replayed: a new mark is refused, none forgotten.
+    assert not nonces.first_use(forwarding.Mark(int(clock.now), "d" * 32))
+    assert not nonces.first_use(first)
+    clock.now += forwarding.MAX_AGE + 2  # every mark held is too old to verify now
+    assert nonces.first_use(forwarding.Mark(int(clock.now), "d" * 32))
+    assert len(nonces) == 1
 
 
 def test_a_worker_refuses_to_start_without_a_way_to_verify_tokens() -> None:
