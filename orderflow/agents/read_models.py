@@ -1,6 +1,7 @@
-"""Read models built from orders.events: one document per order, recent orders per customer.
+"""The read model built from orders.events: one document per order (``orders_view``).
 
-Every order document also goes to orders.documents, for the search and document stores.
+Every order document also goes to orders.documents, for the search and document stores; a
+customer's list of orders is a search of that index (orderflow.views.orders).
 
 Every order event carries the saga's version; an event whose version is not newer than the
 document's is a repeat (a redelivery or a re-send after a crash) and changes nothing.
@@ -16,14 +17,12 @@ from orderflow import schemas
 from orderflow.domain import order_document
 from orderflow.domain.order_document import OrderStatus, VersionedOrderDocument
 from orderflow.resilience.handling import process
-from orderflow.schemas.codec import SchemaError, decode
+from orderflow.schemas.codec import SchemaError
 from orderflow.tables.typed import TypedTable
 from orderflow.topics import Bus, publish_document
 
 if TYPE_CHECKING:
     from orderflow.app import OrderflowApp
-
-CUSTOMER_ORDERS_KEPT = 100  # a customer's list stays bounded; older orders are in orders_view
 
 OUTCOMES: dict[type[schemas.Message], OrderStatus] = {
     schemas.OrderConfirmed: OrderStatus.CONFIRMED,
@@ -69,42 +68,6 @@ def project_order(
     return changed
 
 
-def summarize(order: VersionedOrderDocument) -> dict[str, Any]:
-    return {
-        "order_id": order["order_id"],
-        "status": order["status"],
-        "total": order["total"],
-        "currency": order["currency"],
-        "placed_at": order["placed_at"],
-        "updated_at": order["updated_at"],
-        "version": order["version"],
-    }
-
-
-def project_customer(
-    orders: list[dict[str, Any]], event: schemas.Message
-) -> list[dict[str, Any]] | None:
-    """The customer's recent orders after ``event``; None when it changes nothing."""
-    order_id: str = event.order_id
-    version: int = event.version
-    current = next((o for o in orders if o["order_id"] == order_id), None)
-    if isinstance(event, schemas.OrderPlaced):
-        if current is not None:
-            return None
-        placed = project_order(None, event)
-        assert placed is not None
-        updated = [summarize(placed), *orders]
-    else:
-        status = OUTCOMES.get(type(event))
-        if current is None or status is None or version <= current["version"]:
-            return None
-        changed = {**current, "status": status, "updated_at": event.occurred_at, "version": version}
-        updated = [changed if o is current else o for o in orders]
-    updated.sort(key=lambda o: o["placed_at"], reverse=True)
-    kept = updated[:CUSTOMER_ORDERS_KEPT]
-    return None if kept == orders else kept  # an order too old to be kept changes nothing
-
-
 def _order_event(event: schemas.Message) -> None:
     if not isinstance(event, (schemas.OrderPlaced, *OUTCOMES)):
         raise SchemaError(f"{type(event).__name__} is not an order event")
@@ -131,38 +94,9 @@ class OrderDocuments:
         await publish_document(self.bus.orders_documents, order_id, dict(updated))
 
 
-class CustomerOrderLists:
-    """orders.events, re-keyed by customer → ``customer_orders``."""
-
-    def __init__(self, lists: TypedTable[list[dict[str, Any]]]) -> None:
-        self.lists = lists
-
-    async def __call__(self, event: schemas.Message, _: EventT[Any]) -> None:
-        _order_event(event)
-        customer_id: str = event.customer_id
-        updated = project_customer(self.lists.get(customer_id) or [], event)
-        if updated is not None:
-            self.lists[customer_id] = updated
-
-
-def _customer_of(raw: bytes) -> str:
-    """The re-keying key; an undecodable event gets one anyway and is dead-lettered after."""
-    try:
-        return str(decode(raw).customer_id)
-    except (SchemaError, AttributeError):
-        return ""
-
-
 def register(app: OrderflowApp) -> None:
     documents = OrderDocuments(app.data.orders_view, app.bus)
-    lists = CustomerOrderLists(app.data.customer_orders)
 
     @app.agent(app.bus.orders_events, name=f"{__name__}.order_documents")
     async def order_documents(stream: StreamT[bytes]) -> None:
         await process(app, stream, documents, "order-documents")
-
-    @app.agent(app.bus.orders_events, name=f"{__name__}.customer_order_lists")
-    async def customer_order_lists(stream: StreamT[bytes]) -> None:
-        # Re-keyed by customer, so each customer's list is written by the worker that owns it.
-        by_customer = stream.group_by(_customer_of, name="orders-by-customer")
-        await process(app, by_customer, lists, "customer-orders")

@@ -11,7 +11,6 @@ changelog to the partition of the event being processed):
 |                 | sku/order id   | Reservation                  |   (inventory.commands)     |
 | payments        | order id       | the gateway's answer         | payments                   |
 | orders_view     | order id       | order read model             | read models (orders.events)|
-| customer_orders | customer id    | the customer's recent orders | read models (by customer)  |
 | catalog         | product id     | CatalogEntry                 | catalog (catalog.commands) |
 | products_view   | product id     | ProductView                  | product documents          |
 |                 |   (= sku)      |                              |   (catalog.events,         |
@@ -91,11 +90,6 @@ class Tables:
             codecs.encode,
             codecs.decode_json,
         )
-        self.customer_orders: TypedTable[list[dict[str, Any]]] = TypedTable(
-            table("customer_orders", "The most recent orders of each customer."),
-            codecs.encode,
-            codecs.decode_json,
-        )
         self.catalog: TypedTable[CatalogEntry] = TypedTable(
             table("catalog", "Every product as the catalog last changed it."),
             codecs.encode,
@@ -119,7 +113,6 @@ class Tables:
                 self.inventory,
                 self.payments,
                 self.orders_view,
-                self.customer_orders,
                 self.catalog,
                 self.products_view,
                 self.notifications,

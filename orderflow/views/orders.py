@@ -19,13 +19,18 @@ from orderflow.db import DatabaseUnavailable
 from orderflow.domain import order_document
 from orderflow.domain.order_document import OrderDocument, OrderStatus
 from orderflow.domain.orders import InvalidOrder, new_order_schema, parse_new_order
+from orderflow.projections import search
 from orderflow.views.access import ANY_ROLE, Operation, serves
 from orderflow.views.base import ApiView
 from orderflow.views.commands import accept_command
 from orderflow.views.problems import Problem, json_response, read_json
+from orderflow.views.search import run_search
 
 MAX_WAIT_SECONDS = 30.0
 MAX_REASON_LENGTH = 200
+# A customer's list: its newest orders in the search index, with the fields a list shows.
+CUSTOMER_LIST_SIZE = 100
+LIST_FIELDS = ("order_id", "status", "total", "currency", "placed_at", "updated_at", "version")
 REASON_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": r"\S"}
 WAIT_PARAMETER = {
     "name": "wait",
@@ -246,7 +251,7 @@ class CancelOrder(ApiView):
 class CustomerOrders(ApiView):
     operations = serves(
         get=Operation(
-            "A customer's recent orders (a customer reads its own list only)",
+            "A customer's most recent orders (a customer reads its own list only)",
             ANY_ROLE,
             "reads",
             errors=(404, 503),
@@ -255,14 +260,17 @@ class CustomerOrders(ApiView):
 
     async def get(self, request: Request, customer_id: str) -> Response:
         principal = self.caller(request)
+        if not principal.may_act_for(customer_id):
+            raise Problem(404, f"no orders of customer {customer_id}")
+        newest = {"sort": "newest", "size": str(CUSTOMER_LIST_SIZE)}
 
-        async def answer() -> Response:
-            if not principal.may_act_for(customer_id):
-                raise Problem(404, f"no orders of customer {customer_id}")
-            orders = self.platform.data.customer_orders.get(customer_id) or []
-            return json_response(self, {"customer_id": customer_id, "orders": orders})
+        def build(_: object) -> search.Search:
+            return search.order_search(newest, only_customer=customer_id)
 
-        return await self.routed(request, self.platform.data.customer_orders, customer_id, answer)
+        _, answer = await run_search(self, "orders-search", request, build)
+        _, found = search.hits(answer)
+        orders = [{field: order.get(field) for field in LIST_FIELDS} for order in found]
+        return json_response(self, {"customer_id": customer_id, "orders": orders})
 
 
 class OrderNotifications(ApiView):

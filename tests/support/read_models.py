@@ -18,8 +18,8 @@ async def customer_lists(
     until every list shows the statuses in ``expected`` (customer id to order id to status) or
     ``within`` seconds have passed.
 
-    A customer's list is fed from orders.events through a repartition topic keyed by customer,
-    so it trails the order documents by one more hop, and after a worker's crash by its
+    A customer's list is a search of the orders index, so it trails the order documents by
+    the search sink's batch and the index's refresh, and after a worker's crash by its
     recovery and backlog. It must converge; the caller asserts that it did.
     """
     deadline = time.monotonic() + within

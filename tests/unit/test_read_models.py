@@ -1,4 +1,4 @@
-"""Read models: the order document and a customer's recent orders, built from orders.events."""
+"""The read model of an order: its document, built from orders.events."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from typing import Any
 import pytest
 
 from orderflow import schemas
-from orderflow.agents.read_models import (
-    CUSTOMER_ORDERS_KEPT,
-    project_customer,
-    project_order,
-    summarize,
-)
+from orderflow.agents.read_models import project_order
 
 
 def at(second: int) -> str:
@@ -163,126 +158,3 @@ def test_a_repeated_order_placed_changes_nothing() -> None:
 @pytest.mark.parametrize("make", [confirmed, rejected, cancelled])
 def test_an_outcome_before_the_order_was_placed_changes_nothing(make: Any) -> None:
     assert project_order(None, make(2)) is None
-
-
-# --- project_customer ------------------------------------------------------------------------
-
-
-def test_a_placed_order_is_added_as_a_summary() -> None:
-    assert project_customer([], placed()) == [
-        {
-            "order_id": "o-1",
-            "status": "PENDING",
-            "total": 1_500,
-            "currency": "EUR",
-            "placed_at": at(0),
-            "updated_at": at(0),
-            "version": 1,
-        }
-    ]
-
-
-def test_summarize_keeps_only_the_list_fields() -> None:
-    summary = summarize(view_of(placed(), confirmed(4)))
-    assert set(summary) == {
-        "order_id",
-        "status",
-        "total",
-        "currency",
-        "placed_at",
-        "updated_at",
-        "version",
-    }
-    assert summary["status"] == "CONFIRMED"
-
-
-def test_orders_are_listed_newest_first() -> None:
-    orders: list[dict[str, Any]] = []
-    for order_id, second in [("o-b", 20), ("o-c", 30), ("o-a", 10)]:  # o-a arrives last
-        updated = project_customer(orders, placed(order_id, second))
-        assert updated is not None
-        orders = updated
-    assert [o["order_id"] for o in orders] == ["o-c", "o-b", "o-a"]
-
-
-@pytest.mark.parametrize(
-    ("make", "status"), [(confirmed, "CONFIRMED"), (rejected, "REJECTED"), (cancelled, "CANCELLED")]
-)
-def test_an_outcome_updates_the_status_by_version(make: Any, status: str) -> None:
-    first = project_customer([], placed("o-1", 0))
-    assert first is not None
-    orders = project_customer(first, placed("o-2", 1))
-    assert orders is not None
-    before = copy.deepcopy(orders)
-    updated = project_customer(orders, make(3, "o-1", 40))
-    assert updated is not None
-    assert [o["order_id"] for o in updated] == ["o-2", "o-1"]
-    assert updated[1]["status"] == status
-    assert updated[1]["version"] == 3
-    assert updated[1]["updated_at"] == at(40)
-    assert updated[1]["placed_at"] == at(0)
-    assert updated[0] == orders[0]
-    assert orders == before  # the given list is not changed in place
-
-
-def test_repeats_and_stale_events_are_ignored() -> None:
-    orders = project_customer([], placed())
-    assert orders is not None
-    assert project_customer(orders, placed(second=50)) is None  # a re-sent OrderPlaced
-    done = project_customer(orders, confirmed(4))
-    assert done is not None
-    assert project_customer(done, confirmed(4)) is None  # a repeat
-    assert project_customer(done, rejected(3)) is None  # older than what is shown
-    assert project_customer(done, cancelled(4)) is None  # not newer
-    cancelled_later = project_customer(done, cancelled(5))
-    assert cancelled_later is not None
-    assert cancelled_later[0]["status"] == "CANCELLED"
-
-
-def test_an_outcome_for_an_order_not_in_the_list_changes_nothing() -> None:
-    orders = project_customer([], placed("o-1"))
-    assert orders is not None
-    assert project_customer(orders, confirmed(4, order_id="o-unknown")) is None
-    assert project_customer([], cancelled(2)) is None
-
-
-def test_the_list_is_capped_and_keeps_the_newest() -> None:
-    orders: list[dict[str, Any]] = []
-    count = CUSTOMER_ORDERS_KEPT + 5
-    for n in range(count):
-        updated = project_customer(orders, placed(f"o-{n}", n))
-        assert updated is not None
-        orders = updated
-    assert len(orders) == CUSTOMER_ORDERS_KEPT
-    assert orders[0]["order_id"] == f"o-{count - 1}"
-    assert orders[-1]["order_id"] == "o-5"
-    assert {o["order_id"] for o in orders}.isdisjoint({f"o-{n}" for n in range(5)})
-
-
-def test_a_re_sent_order_placed_keeps_its_place_in_the_customers_history() -> None:
-    """A copy of OrderPlaced re-sent long after (a redelivery) carries the original time."""
-    from orderflow import schemas
-    from orderflow.agents.read_models import CUSTOMER_ORDERS_KEPT, project_customer
-
-    def placed(order_id: str, placed_at: str) -> schemas.OrderPlaced:
-        return schemas.OrderPlaced(
-            **schemas.envelope(order_id),
-            order_id=order_id,
-            customer_id="c-old",
-            currency="USD",
-            lines=[schemas.OrderLine(sku="A", quantity=1, unit_price=1)],
-            total=1,
-            version=1,
-            placed_at=placed_at,
-        )
-
-    orders: list = []
-    for n in range(CUSTOMER_ORDERS_KEPT + 1):
-        updated = project_customer(
-            orders, placed(f"o{n:03d}", f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}")
-        )
-        assert updated is not None
-        orders = updated
-    assert "o000" not in [o["order_id"] for o in orders]
-    again = project_customer(orders, placed("o000", "2026-01-01T00:00:00"))
-    assert again is None
