@@ -5,8 +5,10 @@ autoscaler reads)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tomllib
@@ -56,14 +58,18 @@ def kustomize_command() -> list[str]:
     return [str(built[-1]), "build"]
 
 
-def kustomize(directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
+def render(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [*kustomize_command(), str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    result = render(directory)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -72,14 +78,32 @@ def by_name(documents: list[dict[str, Any]]) -> Manifests:
     return {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
 
 
+# The files the operator writes for the production Secret (production/secrets/).
+SECRET_FILES = ("database-url.txt", "forwarding-secret.txt")
+OPERATOR_SECRETS = {
+    "database-url.txt": "postgresql://orderflow:s3cret-from-the-vault@db.internal:5432/orderflow\n",
+    "forwarding-secret.txt": secrets.token_hex(32) + "\n",
+}
+
+
+def production_copy(tmp: Path, files: dict[str, str]) -> Path:
+    """deploy/k8s copied to ``tmp`` with these files in production/secrets/; the overlay's
+    directory in the copy."""
+    copy = tmp / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns(*SECRET_FILES))
+    for name, content in files.items():
+        (copy / "production" / "secrets" / name).write_text(content)
+    return copy / "production"
+
+
 @pytest.fixture(scope="module")
 def base() -> Manifests:
     return by_name(kustomize(K8S))
 
 
 @pytest.fixture(scope="module")
-def production() -> Manifests:
-    return by_name(kustomize(PRODUCTION))
+def production(tmp_path_factory: pytest.TempPathFactory) -> Manifests:
+    return by_name(kustomize(production_copy(tmp_path_factory.mktemp("k8s"), OPERATOR_SECRETS)))
 
 
 @pytest.fixture(params=["base", "production"])
@@ -91,6 +115,15 @@ def rendered(request: pytest.FixtureRequest) -> Manifests:
 def pod_spec(manifests: Manifests, name: str = "StatefulSet/worker") -> dict[str, Any]:
     spec: dict[str, Any] = manifests[name]["spec"]["template"]["spec"]
     return spec
+
+
+def secret(manifests: Manifests) -> dict[str, str]:
+    """The decoded values of the Secret the workers read (its name has kustomize's hash)."""
+    (name,) = {
+        s["secretRef"]["name"] for s in worker_container(manifests)["envFrom"] if "secretRef" in s
+    }
+    data = manifests[f"Secret/{name}"]["data"]
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
 
 def worker_container(manifests: Manifests) -> dict[str, Any]:
@@ -107,7 +140,7 @@ def worker_settings(manifests: Manifests, pod: str = "worker-0") -> Settings:
         if "configMapRef" in source:
             env.update(manifests[f"ConfigMap/{source['configMapRef']['name']}"]["data"])
         else:
-            env.update(manifests[f"Secret/{source['secretRef']['name']}"]["stringData"])
+            env.update(secret(manifests))
     for variable in container["env"]:
         if "value" in variable:
             env[variable["name"]] = variable["value"].replace("$(POD_NAME)", pod)
@@ -127,6 +160,11 @@ def test_the_base_lists_every_manifest() -> None:
     assert set(kustomization["resources"]) == files
 
 
+def kinds_and_names(manifests: Manifests) -> set[str]:
+    """``Kind/name``, without the hash kustomize appends to a generated Secret's name."""
+    return {re.sub(r"^(Secret/orderflow)-[a-z0-9]{10}$", r"\1", name) for name in manifests}
+
+
 def test_the_base_and_production_render(base: Manifests, production: Manifests) -> None:
     expected = {
         "Namespace/orderflow",
@@ -138,8 +176,8 @@ def test_the_base_and_production_render(base: Manifests, production: Manifests) 
         "PodDisruptionBudget/worker",
         "Job/migrate",
     }
-    assert set(base) == expected
-    assert set(production) == {*expected, "HorizontalPodAutoscaler/worker"}
+    assert kinds_and_names(base) == expected
+    assert kinds_and_names(production) == {*expected, "HorizontalPodAutoscaler/worker"}
     for manifests in (base, production):
         for name, document in manifests.items():
             if document["kind"] != "Namespace":
@@ -175,10 +213,110 @@ def test_the_configmap_holds_settings_only(rendered: Manifests) -> None:
     # Settings.from_env ignores variables without the prefix: they must not be here.
     assert all(key.startswith("ORDERFLOW_") for key in data), sorted(data)
     Settings.from_env(data)  # unknown or invalid ORDERFLOW_* settings raise
-    assert set(rendered["Secret/orderflow"]["stringData"]) == {
-        "ORDERFLOW_DATABASE_URL",
-        "ORDERFLOW_FORWARDING_SECRET",
+    assert set(secret(rendered)) == {"ORDERFLOW_DATABASE_URL", "ORDERFLOW_FORWARDING_SECRET"}
+
+
+# -- the Secret ---------------------------------------------------------------------------
+
+
+def test_production_takes_the_secret_from_the_operators_files(
+    base: Manifests, production: Manifests
+) -> None:
+    values = secret(production)
+    assert values == {
+        "ORDERFLOW_DATABASE_URL": OPERATOR_SECRETS["database-url.txt"],
+        "ORDERFLOW_FORWARDING_SECRET": OPERATOR_SECRETS["forwarding-secret.txt"],
     }
+    # Nothing of the local variant's development values, and nothing of the render checks.
+    development = secret(base)
+    assert all("dev-only" in value for value in development.values())
+    assert not set(values.values()) & set(development.values())
+    assert [n for n in production if n.startswith("Secret/")] == [
+        f"Secret/{s['secretRef']['name']}"
+        for s in worker_container(production)["envFrom"]
+        if "secretRef" in s
+    ]
+    for name in ("base", "production"):
+        text = (K8S / name).joinpath("kustomization.yaml").read_text()
+        assert "dev-only" not in text, name
+    # The values are the operator's files, never committed (git ignores them).
+    ignored = subprocess.run(
+        ["git", "check-ignore", *(str(PRODUCTION / "secrets" / f) for f in SECRET_FILES)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ignored.returncode == 0, ignored.stderr
+    assert not list(K8S.rglob("secret*.yaml"))
+
+
+def example(name: str) -> str:
+    return (PRODUCTION / "secrets" / f"{name}.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        ({}, "database-url.txt: no such file or directory"),
+        (
+            {"database-url.txt": OPERATOR_SECRETS["database-url.txt"]},
+            "forwarding-secret.txt: no such file or directory",
+        ),
+        (
+            {name: example(name) for name in SECRET_FILES},
+            "-is-still-the-example-placeholder",
+        ),
+        (
+            {**OPERATOR_SECRETS, "database-url.txt": example("database-url.txt")},
+            "/secrets/database-url.txt-is-still-the-example-placeholder",
+        ),
+        (
+            {**OPERATOR_SECRETS, "database-url.txt": example("database-url.txt").rstrip()},
+            "/secrets/database-url.txt-is-still-the-example-placeholder",
+        ),
+        (
+            {**OPERATOR_SECRETS, "forwarding-secret.txt": example("forwarding-secret.txt")},
+            "/secrets/forwarding-secret.txt-is-still-the-example-placeholder",
+        ),
+        (
+            {**OPERATOR_SECRETS, "forwarding-secret.txt": ""},
+            "/secrets/database-url.txt-or-forwarding-secret.txt-is-empty",
+        ),
+        (
+            {**OPERATOR_SECRETS, "database-url.txt": "\n"},
+            "/secrets/database-url.txt-or-forwarding-secret.txt-is-empty",
+        ),
+    ],
+    ids=[
+        "none",
+        "one-missing",
+        "examples",
+        "db-example",
+        "db-example-no-newline",
+        "forwarding-example",
+        "empty",
+        "blank",
+    ],
+)
+def test_production_does_not_render_without_real_secrets(
+    tmp_path: Path, files: dict[str, str], error: str
+) -> None:
+    result = render(production_copy(tmp_path, files))
+    assert result.returncode != 0
+    assert error in result.stderr, result.stderr
+    # The same copy renders once the operator's real files are there.
+    overlay = production_copy(tmp_path / "fixed", OPERATOR_SECRETS)
+    assert render(overlay).returncode == 0
+
+
+def test_the_examples_show_valid_settings() -> None:
+    """Filled in, the examples' forms are what a worker accepts."""
+    url = example("database-url.txt").strip().replace("REPLACE-WITH-THE-DATABASE-PASSWORD", "pw")
+    settings = Settings.from_env(
+        {"ORDERFLOW_DATABASE_URL": url, "ORDERFLOW_FORWARDING_SECRET": secrets.token_hex(32)}
+    )
+    assert settings.database_url == url
 
 
 def test_the_workers_settings_are_valid(rendered: Manifests) -> None:
