@@ -89,6 +89,23 @@ def dockerfile_env() -> dict[str, str]:
     return found
 
 
+def exact_version(image: str) -> bool:
+    """A release, not a moving line: postgres:17.6 (PostgreSQL's releases have two numbers),
+    mongo:7.0.14, apache/kafka:3.9.1; not postgres:17 or mongo:7.0."""
+    name, _, tag = image.rpartition(":")
+    numbers = 2 if name == "postgres" else 3
+    return re.fullmatch(rf"v?\d+(\.\d+){{{numbers - 1}}}", tag) is not None
+
+
+def test_exact_versions_are_told_from_moving_ones() -> None:
+    assert exact_version("postgres:17.6")
+    assert exact_version("mongo:7.0.14")
+    assert exact_version("prom/prometheus:v3.5.0")
+    assert not exact_version("postgres:17")
+    assert not exact_version("mongo:7.0")
+    assert not exact_version("grafana/grafana:latest")
+
+
 def test_the_compose_binary_validates_for_real(tmp_path: Path) -> None:
     assert "Docker Compose version v2." in compose("version").stdout
     assert compose("config", "--quiet").returncode == 0
@@ -120,6 +137,8 @@ def test_the_stack_has_every_part(project: dict[str, Any]) -> None:
         image = service["image"]
         assert ":" in image, (name, image)
         assert not image.endswith(":latest"), (name, image)
+        if "build" not in service:
+            assert exact_version(image), (name, image)
         if "build" in service:
             assert service["build"]["context"] == str(REPO), name
             assert image == "orderflow:local", name

@@ -400,11 +400,27 @@ def test_the_pods_run_hardened(rendered: Manifests) -> None:
 def test_the_image_runs_as_the_user_the_manifests_name(rendered: Manifests) -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     uid = int(re.search(r"useradd --uid (\d+)", dockerfile).group(1))  # type: ignore[union-attr]
+    gid = int(re.search(r"groupadd --gid (\d+)", dockerfile).group(1))  # type: ignore[union-attr]
+    assert f"--gid {gid}" in re.search(r"useradd .*", dockerfile).group(0)  # type: ignore[union-attr]
     assert f"ORDERFLOW_DATA_DIR={DATA_DIR}" in dockerfile
+    # Numeric (uid:gid): Kubernetes checks runAsNonRoot against the image's USER and cannot
+    # when it is a name.
+    (user,) = re.findall(r"^USER (.+)$", dockerfile, re.MULTILINE)
+    assert user == f"{uid}:{gid}"
     for name in ("StatefulSet/worker", "Job/migrate"):
-        assert pod_spec(rendered, name)["securityContext"]["runAsUser"] == uid
+        context = pod_spec(rendered, name)["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid), name
     # The data volume is writable by that user's group.
-    assert pod_spec(rendered)["securityContext"]["fsGroup"] == uid
+    assert pod_spec(rendered)["securityContext"]["fsGroup"] == gid
+
+
+def test_the_dockerfile_pins_its_base_image() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (image,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    # An exact Python release (not 3.11 or slim, which move) and the digest of its build.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", image), image
+    stages = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert stages == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
 
 
 def test_workers_keep_apart(base: Manifests, production: Manifests) -> None:
@@ -465,7 +481,20 @@ def test_production_scales_on_consumer_lag(production: Manifests) -> None:
 def test_production_runs_a_released_image(base: Manifests, production: Manifests) -> None:
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert images(production) == {f"orderflow:{version}"}
-    assert images(base) == {"orderflow:latest"}
+    # The local variant runs the image built on the machine (docker build -t orderflow:local).
+    assert images(base) == {"orderflow:local"}
+    for manifests in (base, production):
+        for image in images(manifests):
+            name, _, tag = image.rpartition(":")
+            assert name, image
+            assert "/" not in tag, image
+            assert tag != "latest", image
+    # The base sets no image: each variant's kustomization has the images entry the
+    # operator edits (kustomize edit set image orderflow=REGISTRY/orderflow:TAG).
+    assert "images" not in yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    (entry,) = yaml.safe_load((PRODUCTION / "kustomization.yaml").read_text())["images"]
+    assert entry["name"] == "orderflow"
+    assert entry.get("newTag", "latest") != "latest" or "digest" in entry
 
 
 def images(manifests: Manifests) -> set[str]:
