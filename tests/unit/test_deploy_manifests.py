@@ -350,6 +350,7 @@ def test_probes_ports_and_services_agree(rendered: Manifests) -> None:
     container = worker_container(rendered)
     assert [p["name"] for p in container["ports"]] == ["http"]
     assert container["ports"][0]["containerPort"] == worker_settings(rendered).web_port
+    # /readyz without ?strict: a worker stays in the Service through rebalances.
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert statefulset["spec"]["serviceName"] == "orderflow-workers"
@@ -362,6 +363,21 @@ def test_probes_ports_and_services_agree(rendered: Manifests) -> None:
         selector = rendered[service]["spec"]["selector"]
         assert matches(selector, workers), service
         assert not matches(selector, migration), f"{service} would route to the migration"
+
+
+def test_probes_leave_time_for_the_first_recovery(rendered: Manifests) -> None:
+    container = worker_container(rendered)
+    # Liveness waits until the first table recovery is done (/readyz answers 200), for at
+    # least ten minutes: large tables take minutes to recover.
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    assert "initialDelaySeconds" not in container["livenessProbe"]
+    # One slow answer of a busy event loop is no reason to restart: over a second allowed.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe].get("timeoutSeconds", 1) > 1, probe
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
 
 
 def test_the_disruption_budget_covers_the_workers(rendered: Manifests) -> None:
