@@ -6,6 +6,7 @@ autoscaler reads)."""
 from __future__ import annotations
 
 import base64
+import inspect
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 
 from orderflow.auth.guard import Guard
 from orderflow.cli import main
+from orderflow.db.migrate import migrate
 from orderflow.observability.metrics import CONSUMER_LAG
 from orderflow.settings import Settings
 
@@ -174,7 +176,6 @@ def test_the_base_and_production_render(base: Manifests, production: Manifests) 
         "Service/orderflow-workers",
         "StatefulSet/worker",
         "PodDisruptionBudget/worker",
-        "Job/migrate",
     }
     assert kinds_and_names(base) == expected
     assert kinds_and_names(production) == {*expected, "HorizontalPodAutoscaler/worker"}
@@ -329,7 +330,7 @@ def test_the_workers_settings_are_valid(rendered: Manifests) -> None:
     assert str(settings.data_dir) == mounts["data"] == DATA_DIR
     assert settings.web_host == "0.0.0.0"
     assert settings.processing_guarantee.value == "at_least_once"
-    assert not settings.database_migrate, "the migration Job migrates, not the workers"
+    assert not settings.database_migrate, "the init container migrates, not the worker"
 
 
 def test_base_and_production_replication(base: Manifests, production: Manifests) -> None:
@@ -357,12 +358,10 @@ def test_probes_ports_and_services_agree(rendered: Manifests) -> None:
     assert rendered["Service/orderflow-workers"]["spec"]["clusterIP"] == "None"
     assert rendered["Service/orderflow"]["spec"]["ports"][0]["targetPort"] == "http"
     workers = statefulset["spec"]["template"]["metadata"]["labels"]
-    migration = rendered["Job/migrate"]["spec"]["template"]["metadata"]["labels"]
     assert matches(statefulset["spec"]["selector"]["matchLabels"], workers)
     for service in ("Service/orderflow", "Service/orderflow-workers"):
         selector = rendered[service]["spec"]["selector"]
         assert matches(selector, workers), service
-        assert not matches(selector, migration), f"{service} would route to the migration"
 
 
 def test_probes_leave_time_for_the_first_recovery(rendered: Manifests) -> None:
@@ -385,19 +384,19 @@ def test_the_disruption_budget_covers_the_workers(rendered: Manifests) -> None:
     # policy/v1: a budget without a selector protects no pod.
     workers = rendered["StatefulSet/worker"]["spec"]["template"]["metadata"]["labels"]
     assert matches(budget["selector"]["matchLabels"], workers)
-    migration = rendered["Job/migrate"]["spec"]["template"]["metadata"]["labels"]
-    assert not matches(budget["selector"]["matchLabels"], migration)
     assert budget["maxUnavailable"] == 1
 
 
-def hardened(spec: dict[str, Any], writable: set[str]) -> None:
+def hardened(spec: dict[str, Any], writable: dict[str, set[str]]) -> None:
     """Non-root, read-only root filesystem, no privilege escalation, no capabilities,
-    resources set, and a volume at every path the process writes to."""
+    resources set, and a volume at every path each container writes to (by name)."""
     pod = spec["securityContext"]
     assert pod["runAsNonRoot"] is True
     assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
-    for container in spec["containers"]:
+    containers = [*spec.get("initContainers", []), *spec["containers"]]
+    assert {c["name"] for c in containers} == set(writable)
+    for container in containers:
         context = container["securityContext"]
         assert context["readOnlyRootFilesystem"] is True
         assert context["allowPrivilegeEscalation"] is False
@@ -405,12 +404,12 @@ def hardened(spec: dict[str, Any], writable: set[str]) -> None:
         resources = container["resources"]
         assert {"cpu", "memory"} <= set(resources["requests"])
         assert "memory" in resources["limits"]
-        assert {m["mountPath"] for m in container["volumeMounts"]} == writable
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts == writable[container["name"]], container["name"]
 
 
 def test_the_pods_run_hardened(rendered: Manifests) -> None:
-    hardened(pod_spec(rendered), {DATA_DIR, "/tmp"})
-    hardened(pod_spec(rendered, "Job/migrate"), {"/tmp"})
+    hardened(pod_spec(rendered), {"worker": {DATA_DIR, "/tmp"}, "migrate": {"/tmp"}})
 
 
 def test_the_image_runs_as_the_user_the_manifests_name(rendered: Manifests) -> None:
@@ -423,9 +422,8 @@ def test_the_image_runs_as_the_user_the_manifests_name(rendered: Manifests) -> N
     # when it is a name.
     (user,) = re.findall(r"^USER (.+)$", dockerfile, re.MULTILINE)
     assert user == f"{uid}:{gid}"
-    for name in ("StatefulSet/worker", "Job/migrate"):
-        context = pod_spec(rendered, name)["securityContext"]
-        assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid), name
+    context = pod_spec(rendered)["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
     # The data volume is writable by that user's group.
     assert pod_spec(rendered)["securityContext"]["fsGroup"] == gid
 
@@ -453,19 +451,26 @@ def test_workers_keep_apart(base: Manifests, production: Manifests) -> None:
     assert matches(rule["labelSelector"]["matchLabels"], labels)
 
 
-# -- the migration Job --------------------------------------------------------------------
+# -- the migration --------------------------------------------------------------------------
 
 
-def test_the_migration_job_runs_orderflow_db_migrate(rendered: Manifests) -> None:
-    job = pod_spec(rendered, "Job/migrate")
-    (container,) = job["containers"]
+def test_each_worker_pod_migrates_the_schema_before_its_worker_starts(
+    rendered: Manifests,
+) -> None:
+    """An init container runs to completion before the pod's worker starts: a worker of a new
+    image never runs against the previous schema. No Job: one could not be applied again with
+    a new image until the finished one was gone (its pod template is immutable)."""
+    (container,) = pod_spec(rendered)["initContainers"]
     worker = worker_container(rendered)
     assert container["image"] == worker["image"]
     assert container["envFrom"] == worker["envFrom"]
     assert container["args"] == ["db", "migrate"]
-    assert job["restartPolicy"] in ("OnFailure", "Never")
     result = CliRunner().invoke(main, [*container["args"], "--help"])
     assert result.exit_code == 0, result.output
+    assert not [name for name in rendered if name.startswith("Job/")]
+    # Pods that start together take turns: each migration runs under an advisory lock
+    # (tests/integration/test_intake.py runs concurrent migrators against PostgreSQL).
+    assert "pg_advisory_xact_lock" in inspect.getsource(migrate)
 
 
 # -- production ---------------------------------------------------------------------------
@@ -516,6 +521,8 @@ def test_production_runs_a_released_image(base: Manifests, production: Manifests
 def images(manifests: Manifests) -> set[str]:
     return {
         container["image"]
-        for name in ("StatefulSet/worker", "Job/migrate")
-        for container in pod_spec(manifests, name)["containers"]
+        for container in [
+            *pod_spec(manifests).get("initContainers", []),
+            *pod_spec(manifests)["containers"],
+        ]
     }
