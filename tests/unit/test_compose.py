@@ -253,6 +253,19 @@ def test_the_workers_settings_are_valid_and_point_at_the_services(
     assert urlsplit(migrate.database_url).hostname == "postgres"
 
 
+def test_compose_and_kubernetes_have_the_same_partitions(project: dict[str, Any]) -> None:
+    """One partition count for every deployment: moving from Compose to Kubernetes (or
+    comparing them) must not change how keys map to partitions, or how many workers can
+    share the work."""
+    configmap = yaml.safe_load((REPO / "deploy/k8s/base/configmap.yaml").read_text())
+    kubernetes = Settings.from_env(configmap["data"]).topic_partitions
+    for name, worker in workers(project).items():
+        settings = Settings.from_env({**dockerfile_env(), **worker["environment"]})
+        assert settings.topic_partitions == kubernetes, name
+    # Three workers share them evenly.
+    assert kubernetes % len(workers(project)) == 0
+
+
 def test_prometheus_scrapes_every_worker_with_the_alert_rules(
     project: dict[str, Any], tmp_path: Path
 ) -> None:
