@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -24,8 +25,12 @@ from click.testing import CliRunner
 from orderflow.auth.guard import Guard
 from orderflow.cli import main
 from orderflow.db.migrate import migrate
-from orderflow.observability.metrics import CONSUMER_LAG
 from orderflow.settings import Settings
+from tests.unit.keda_scaledobject_schema import (
+    KAFKA_TRIGGER_KEYS,
+    KAFKA_TRIGGER_REQUIRED,
+    SCALED_OBJECT,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -178,7 +183,7 @@ def test_the_base_and_production_render(base: Manifests, production: Manifests) 
         "PodDisruptionBudget/worker",
     }
     assert kinds_and_names(base) == expected
-    assert kinds_and_names(production) == {*expected, "HorizontalPodAutoscaler/worker"}
+    assert kinds_and_names(production) == {*expected, "ScaledObject/worker"}
     for manifests in (base, production):
         for name, document in manifests.items():
             if document["kind"] != "Namespace":
@@ -191,6 +196,8 @@ def test_every_manifest_passes_the_kubernetes_schemas_strictly(
     rendered: Manifests, version: str
 ) -> None:
     for name, document in rendered.items():
+        if document["apiVersion"].startswith("keda.sh/"):
+            continue  # not the Kubernetes API's: see test_the_scaled_object_is_kedas
         try:
             kubernetes_validate.validate(document, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -476,27 +483,71 @@ def test_each_worker_pod_migrates_the_schema_before_its_worker_starts(
 # -- production ---------------------------------------------------------------------------
 
 
-def test_production_scales_on_consumer_lag(production: Manifests) -> None:
-    hpa = production["HorizontalPodAutoscaler/worker"]["spec"]
-    assert hpa["scaleTargetRef"] == {
+def test_the_scaled_object_is_kedas(production: Manifests) -> None:
+    scaled = production["ScaledObject/worker"]
+    jsonschema.validate(scaled, SCALED_OBJECT)
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    assert set(trigger["metadata"]) <= KAFKA_TRIGGER_KEYS
+    assert set(trigger["metadata"]) >= KAFKA_TRIGGER_REQUIRED
+
+
+def test_the_keda_schema_refuses_what_the_api_server_would(production: Manifests) -> None:
+    scaled = production["ScaledObject/worker"]
+    for path, value in (
+        (("spec", "maxReplicas"), 12),  # the HPA's name, not KEDA's
+        (("spec", "triggers", 0, "metadata", "lagThreshold"), 2000),  # not a string
+        (("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "down"), {}),
+    ):
+        broken = yaml.safe_load(yaml.safe_dump(scaled))
+        *parents, last = path
+        node = broken
+        for key in parents:
+            node = node[key]
+        node[last] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SCALED_OBJECT)
+
+
+def test_production_scales_on_the_workers_consumer_lag(production: Manifests) -> None:
+    scaled = production["ScaledObject/worker"]["spec"]
+    assert scaled["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "name": "worker",
     }
-    assert hpa["minReplicas"] >= 3
+    settings = worker_settings(production)
+    assert scaled["minReplicaCount"] >= 3
     # More workers than partitions would own nothing.
-    assert hpa["maxReplicas"] <= worker_settings(production).topic_partitions
-    (metric,) = hpa["metrics"]
-    assert metric["type"] == "External"
-    # The gauge every worker exports (see orderflow.observability.metrics).
-    assert metric["external"]["metric"]["name"] == CONSUMER_LAG.describe()[0].name
-    assert metric["external"]["target"]["type"] == "AverageValue"
+    assert scaled["maxReplicaCount"] <= settings.topic_partitions
+    (trigger,) = scaled["triggers"]
+    metadata = trigger["metadata"]
+    # The lag of the workers' own consumer group (Faust's group is the app id), read from
+    # the brokers the workers use: nothing names the namespace.
+    assert metadata["consumerGroup"] == settings.app_id
+    assert metadata["bootstrapServers"] == settings.bootstrap_servers
+    assert "topic" not in metadata, "every topic of the group counts"
+    assert int(metadata["lagThreshold"]) > 0
+    assert metadata["offsetResetPolicy"] == "earliest"
     # Every change of size is a rebalance: scaling down waits and goes one worker at a time.
-    down = hpa["behavior"]["scaleDown"]
+    behavior = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    down = behavior["scaleDown"]
     assert down["stabilizationWindowSeconds"] >= 300
     assert down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+    assert behavior["scaleUp"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 120}]
+    # KEDA makes the one HorizontalPodAutoscaler; a second would fight it.
+    assert not [name for name in production if name.startswith("HorizontalPodAutoscaler/")]
     # The autoscaler owns the number of workers; an apply must not reset it.
     assert "replicas" not in production["StatefulSet/worker"]["spec"]
+
+
+def test_no_manifest_names_the_namespace() -> None:
+    """The kustomizations set the namespace: a manifest that names one would be wrong in any
+    other (the HPA's metric selector once did)."""
+    for path in K8S.rglob("*.yaml"):
+        if path.name == "kustomization.yaml" or path == BASE / "namespace.yaml":
+            continue
+        assert not re.search(r"\bnamespace\b\s*[:=]", path.read_text()), path
 
 
 def test_production_runs_a_released_image(base: Manifests, production: Manifests) -> None:
