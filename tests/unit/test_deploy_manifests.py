@@ -15,6 +15,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -181,6 +182,7 @@ def test_the_base_and_production_render(base: Manifests, production: Manifests) 
         "Service/orderflow-workers",
         "StatefulSet/worker",
         "PodDisruptionBudget/worker",
+        "NetworkPolicy/worker",
     }
     assert kinds_and_names(base) == expected
     assert kinds_and_names(production) == {*expected, "ScaledObject/worker"}
@@ -394,6 +396,118 @@ def test_the_disruption_budget_covers_the_workers(rendered: Manifests) -> None:
     assert budget["maxUnavailable"] == 1
 
 
+# -- the network policy -------------------------------------------------------------------
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels and matchExpressions) against a set of labels."""
+    if not matches(selector.get("matchLabels", {}), labels):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "In" and labels.get(key) not in expression["values"]:
+            return False
+        if operator == "NotIn" and labels.get(key) in expression["values"]:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def admitted(
+    rules: list[dict[str, Any]], key: str, pod: dict[str, str], namespace: dict[str, str] | None
+) -> set[Any]:
+    """The ports a pod (``namespace``: its namespace's labels, None for the policy's own) may
+    use under these ingress (key "from") or egress (key "to") rules."""
+    ports: set[Any] = set()
+    for rule in rules:
+        for peer in rule.get(key, [{}]):
+            if "ipBlock" in peer:
+                continue
+            if "namespaceSelector" in peer:
+                in_namespace = namespace is not None and selects(
+                    peer["namespaceSelector"], namespace
+                )
+                in_namespace = in_namespace or (
+                    namespace is None and peer["namespaceSelector"] == {}
+                )
+            else:
+                in_namespace = namespace is None or peer == {}
+            if in_namespace and selects(peer.get("podSelector", {}), pod):
+                ports |= {p["port"] for p in rule["ports"]}
+    return ports
+
+
+def test_the_network_policy_admits_only_workers_clients_and_prometheus(
+    rendered: Manifests,
+) -> None:
+    policy = rendered["NetworkPolicy/worker"]["spec"]
+    workers = rendered["StatefulSet/worker"]["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["podSelector"], workers)
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    ingress = policy["ingress"]
+    other = {"app.kubernetes.io/name": "something-else"}
+    # Worker to worker (forwarded queries), on the API port only.
+    assert admitted(ingress, "from", workers, None) == {"http"}
+    # API clients: the ingress controller's namespace, labelled by the operator, or a pod
+    # of this namespace labelled as a client.
+    assert admitted(ingress, "from", other, {"orderflow.io/api-access": "true"}) == {"http"}
+    assert admitted(ingress, "from", {"orderflow.io/api-client": "true"}, None) == {"http"}
+    # Prometheus, from whichever namespace it runs in.
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    assert admitted(ingress, "from", prometheus, {"kubernetes.io/metadata.name": "monitoring"})
+    # Nobody else.
+    assert admitted(ingress, "from", other, None) == set()
+    assert admitted(ingress, "from", other, {"kubernetes.io/metadata.name": "default"}) == set()
+    assert admitted(ingress, "from", workers, {"kubernetes.io/metadata.name": "default"}) == set()
+    port = worker_container(rendered)["ports"][0]
+    assert port["name"] == "http"
+
+
+def test_the_network_policy_lets_the_workers_reach_what_they_use(rendered: Manifests) -> None:
+    egress = rendered["NetworkPolicy/worker"]["spec"]["egress"]
+    settings = worker_settings(rendered)
+    workers = rendered["StatefulSet/worker"]["spec"]["template"]["metadata"]["labels"]
+    dns = {"k8s-app": "kube-dns"}
+    assert admitted(egress, "to", dns, {"kubernetes.io/metadata.name": "kube-system"}) >= {53}
+    protocols = {
+        (p["port"], p["protocol"]) for rule in egress if "to" in rule for p in rule["ports"]
+    }
+    assert {(53, "UDP"), (53, "TCP")} <= protocols
+    # Forwarding to the other workers.
+    assert settings.web_port in admitted(egress, "to", workers, None)
+    # Every store and service of the settings, at its port (these are outside the manifests).
+    anywhere = {p["port"] for rule in egress if "to" not in rule for p in rule["ports"]}
+    urls = [
+        *(f"kafka://{server}" for server in settings.bootstrap_servers.split(",")),
+        settings.database_url,
+        settings.elasticsearch_url,
+        settings.mongodb_url,
+        settings.payment_gateway_url,
+        settings.jwt_jwks_url,
+    ]
+    for url in urls:
+        parts = urlsplit(url)
+        assert (parts.port or {"https": 443, "http": 80}[parts.scheme]) in anywhere, url
+
+
+def test_kustomize_leaves_the_foreign_selectors_alone(rendered: Manifests) -> None:
+    """The base's labels are added to the matchLabels of every NetworkPolicy selector: the
+    selectors of Prometheus and DNS pods are matchExpressions, or they would match nothing."""
+    policy = rendered["NetworkPolicy/worker"]["spec"]
+    foreign = [
+        peer["podSelector"]
+        for rule in [*policy["ingress"], *policy["egress"]]
+        for peer in rule.get("from", rule.get("to", []))
+        if "namespaceSelector" in peer and "podSelector" in peer
+    ]
+    assert len(foreign) == 2
+    for selector in foreign:
+        assert "matchLabels" not in selector, selector
+
+
 def hardened(spec: dict[str, Any], writable: dict[str, set[str]]) -> None:
     """Non-root, read-only root filesystem, no privilege escalation, no capabilities,
     resources set, and a volume at every path each container writes to (by name)."""
@@ -547,7 +661,8 @@ def test_no_manifest_names_the_namespace() -> None:
     for path in K8S.rglob("*.yaml"):
         if path.name == "kustomization.yaml" or path == BASE / "namespace.yaml":
             continue
-        assert not re.search(r"\bnamespace\b\s*[:=]", path.read_text()), path
+        text = path.read_text()
+        assert not re.search(r"^\s*namespace:|namespace=", text, re.MULTILINE), path
 
 
 def test_production_runs_a_released_image(base: Manifests, production: Manifests) -> None:
