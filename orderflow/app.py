@@ -9,14 +9,16 @@ each bounded context to register its agents, tasks and views on it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 from faust.types import ConsumerT, ProducerT, TopicT
 
 from orderflow import faust_options, faust_surface, topics
@@ -27,7 +29,7 @@ from orderflow.db import Database
 from orderflow.intake import admission
 from orderflow.intake.admission import Admission
 from orderflow.observability import http as http_metrics
-from orderflow.observability import logs, sampler, tracing
+from orderflow.observability import logs, sampler, startup_logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
 from orderflow.resilience import dlq, local_state, producer_buffer
@@ -90,6 +92,8 @@ class OrderflowApp(faust.App):
         self.admission = Admission(settings.intake_max_outbox_age, settings.intake_max_saga_delay)
         # Taken when the worker starts: one worker per data directory.
         self.data_dir_lock: DataDirLock | None = None
+        # Lowers the errors a fresh start is expected to log, until the first recovery.
+        self.startup_noise = startup_logs.StartupNoise()
 
     def breaker(self, name: str) -> CircuitBreaker:
         """The circuit breaker called ``name``, made on first use from the settings."""
@@ -146,6 +150,9 @@ class OrderflowApp(faust.App):
         return producer
 
     async def on_first_start(self) -> None:
+        # Before the Kafka clients start (orderflow.observability.startup_logs).
+        startup_logs.install(self.startup_noise)
+        self.add_future(self._end_startup_noise())
         # `faust worker --web-port/--web-host/--web-bind` changed the configuration after the
         # app was made from the settings: the settings follow (orderflow.faust_options).
         self.settings = faust_options.with_worker_options(
@@ -163,6 +170,16 @@ class OrderflowApp(faust.App):
         # hold writes that Kafka never got (see orderflow.resilience.local_state).
         local_state.claim(self.conf.datadir, self.conf.tabledir)
         await super().on_first_start()
+
+    async def _end_startup_noise(self) -> None:
+        """Start-up ends when the tables have been recovered once (or after its limit)."""
+        try:
+            async with asyncio.timeout(startup_logs.LIMIT):
+                await cast(TableManager, self.tables).recovery.completed.wait()
+        except TimeoutError:
+            pass
+        finally:
+            startup_logs.remove(self.startup_noise)
 
     async def on_shutdown(self) -> None:
         # After the agents and tasks have stopped (on_stop runs before them): a sink or the

@@ -54,8 +54,10 @@ class ManagedProcess:
         return None if self.process is None else self.process.poll()
 
     def is_ready(self) -> bool:
+        # A worker is waited for until it has settled (see orderflow.views.health).
+        url = self.ready_url + ("?strict=1" if self.ready_url.endswith("/readyz") else "")
         try:
-            with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False

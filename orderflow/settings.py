@@ -19,6 +19,8 @@ from orderflow.errors import OrderflowError
 from orderflow.resilience.policy import RetryPolicy
 
 PREFIX = "ORDERFLOW_"
+# The app id of a deployment without a topic prefix (and the end of the one derived from it).
+DEFAULT_APP_ID = "orderflow"
 
 
 class ProcessingGuarantee(StrEnum):
@@ -223,7 +225,10 @@ def _log_level(raw: str) -> str:
 class Settings:
     """The whole configuration of one orderflow process."""
 
-    app_id: str = "orderflow"
+    # The consumer group and the prefix of the tables' changelog topics. From the environment,
+    # it defaults to the topic prefix followed by "orderflow" (see from_env): the prefix alone
+    # then keeps two deployments on one Kafka apart.
+    app_id: str = DEFAULT_APP_ID
     broker_url: str = "kafka://127.0.0.1:9092"
     topic_prefix: str = ""
     topic_partitions: int = 8
@@ -361,6 +366,19 @@ class Settings:
             for name in unknown
             if name not in _NOT_SETTINGS
         )
+        if "app_id" not in values and values.get("topic_prefix"):
+            # Faust names the consumer group and the changelog topics after the app id, not
+            # the topic prefix: two deployments with different prefixes and one app id would
+            # share a group and restore each other's tables.
+            derived = values["topic_prefix"] + DEFAULT_APP_ID
+            try:
+                values["app_id"] = _identifier(derived)
+            except ValueError as expected:
+                problems.append(
+                    f"{PREFIX}TOPIC_PREFIX={env[PREFIX + 'TOPIC_PREFIX']!r}: the app id "
+                    f"derived from it ({derived!r}) is not valid: expected {expected}; set "
+                    f"{PREFIX}APP_ID"
+                )
         replicas = values.get("topic_replication_factor", 1)
         if values.get("topic_min_insync_replicas", 0) > replicas:
             problems.append(

@@ -1,8 +1,13 @@
 """Liveness, readiness, and the watchdog that ends a worker stuck after a rebalance.
 
-``/healthz`` answers while the event loop runs. ``/readyz`` answers 200 only once the worker has
-recovered its tables from their changelogs and resumed its streams, so that a load balancer (or
-a Kubernetes readiness probe) sends no query to a worker whose tables are still stale.
+``/healthz`` answers while the event loop runs. ``/readyz`` answers 200 once the worker can answer
+requests: its web server is up and it has recovered its tables from their changelogs at least
+once, so that a load balancer (or a Kubernetes readiness probe) sends no query to a worker
+that has never caught up. A later rebalance does not make it unready: every worker pauses in
+every rebalance, and a Service whose workers all left it at each scale step would have no
+endpoint at all; a query for a key whose partition is moving is answered 503 on its own.
+``/readyz?strict=1`` answers 200 only while nothing is moving: tables recovered, no rebalance or
+recovery in progress, streams flowing (what a test waits for after starting a worker).
 
 Faust can stay stuck after a rebalance: its recovery may wait for the consumer thread to seek
 to the committed offsets while that thread waits for the next rebalance, or a partition it
@@ -34,16 +39,19 @@ STALLED_EXIT_STATUS = 70
 
 
 def readiness(app: AppT) -> dict[str, Any]:
-    """The worker's readiness and the facts it rests on."""
+    """The worker's readiness and the facts it rests on: ``serving`` (what ``/readyz`` answers)
+    and ``ready`` (settled: what ``/readyz?strict=1`` answers)."""
     recovery = cast(TableManager, app.tables).recovery
+    # Faust sets it when the first recovery completes and never clears it.
     recovered = recovery.completed.is_set()
     in_recovery = bool(app.in_recovery)
     rebalancing = bool(app.rebalancing)
     flowing = app.flow_control.is_active()
-    ready = recovered and not in_recovery and not rebalancing and flowing
+    settled = recovered and not in_recovery and not rebalancing and flowing
     return {
-        "status": "ready" if ready else "starting",
-        "ready": ready,
+        "status": "ready" if settled else "rebalancing" if recovered else "starting",
+        "serving": recovered,
+        "ready": settled,
         "tables_recovered": recovered,
         "in_recovery": in_recovery,
         "rebalancing": rebalancing,
@@ -56,6 +64,19 @@ def readiness(app: AppT) -> dict[str, Any]:
     }
 
 
+def is_strict(query: Any) -> bool:
+    """Whether a ``/readyz`` query asks for the settled state (``?strict=1``, ``?strict``)."""
+    value = query.get("strict")
+    return value is not None and value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def readyz(app: AppT, strict: bool) -> tuple[int, dict[str, Any]]:
+    """``/readyz``'s status and body."""
+    state = readiness(app)
+    ok = state["ready"] if strict else state["serving"]
+    return (200 if ok else 503), state
+
+
 class Healthz(View):
     async def get(self, request: Request) -> Response:
         return self.json({"status": "alive"})
@@ -63,8 +84,8 @@ class Healthz(View):
 
 class Readyz(View):
     async def get(self, request: Request) -> Response:
-        state = readiness(self.app)
-        return self.json(state, status=200 if state["ready"] else 503)
+        status, state = readyz(self.app, is_strict(request.query))
+        return self.json(state, status=status)
 
 
 class StallWatchdog:

@@ -302,7 +302,7 @@ async def test_orders_reach_their_outcome_through_a_worker_crash(
 
 async def is_ready(session: aiohttp.ClientSession, worker: WorkerProcess) -> bool:
     try:
-        status, _ = await get_json(session, f"{worker.url}/readyz")
+        status, _ = await get_json(session, f"{worker.url}/readyz?strict=1")
     except aiohttp.ClientError:
         return False
     return status == 200

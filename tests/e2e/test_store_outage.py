@@ -109,7 +109,7 @@ async def test_a_store_outage_holds_back_its_projection_and_nothing_else(
                 await asyncio.sleep(35)
                 assert alive(workers) == {w.name: None for w in workers}
                 for worker in workers:
-                    status, ready = await call(session, "GET", f"{worker.url}/readyz")
+                    status, ready = await call(session, "GET", f"{worker.url}/readyz?strict=1")
                     assert status == 200, ready
                 search = f"{api}/orders/search?customer={CUSTOMER}&size=100"
                 status, gone = await call(session, "GET", search)

@@ -123,7 +123,7 @@ def test_data_dir_lock_faust_options_and_topic_config(
         # The first worker lost nothing and still serves.
         assert sorted((shared / "v1" / "tables").iterdir()) == tables
         assert first.process.poll() is None, first.log_tail()
-        status, ready = http_get(f"{first.url}/readyz")
+        status, ready = http_get(f"{first.url}/readyz?strict=1")
         assert status == 200, ready
         assert "FileNotFoundError" not in first.log_path.read_text(errors="replace")
     finally:

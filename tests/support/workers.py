@@ -94,7 +94,8 @@ class WorkerProcess:
         log.close()
 
     def wait_ready(self, timeout: float = 120.0, *, supervised: bool = False) -> dict[str, Any]:
-        """Wait until /readyz says the worker has recovered its tables.
+        """Wait until /readyz?strict=1 says the worker has recovered its tables and nothing
+        is moving (no rebalance or recovery in progress, streams flowing).
 
         ``supervised``: a supervisor (see :func:`supervise`) starts the worker again when the
         stall watchdog ends it, so that exit is waited out; any other exit fails at once.
@@ -110,7 +111,7 @@ class WorkerProcess:
                 continue
             assert status is None, f"{self.name} exited with {status}:\n{self.log_tail()}"
             try:
-                status, last = http_get(f"{self.url}/readyz", timeout=2)
+                status, last = http_get(f"{self.url}/readyz?strict=1", timeout=2)
                 if status == 200:
                     return dict(last)
             except OSError as error:

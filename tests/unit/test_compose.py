@@ -89,6 +89,23 @@ def dockerfile_env() -> dict[str, str]:
     return found
 
 
+def exact_version(image: str) -> bool:
+    """A release, not a moving line: postgres:17.6 (PostgreSQL's releases have two numbers),
+    mongo:7.0.14, apache/kafka:3.9.1; not postgres:17 or mongo:7.0."""
+    name, _, tag = image.rpartition(":")
+    numbers = 2 if name == "postgres" else 3
+    return re.fullmatch(rf"v?\d+(\.\d+){{{numbers - 1}}}", tag) is not None
+
+
+def test_exact_versions_are_told_from_moving_ones() -> None:
+    assert exact_version("postgres:17.6")
+    assert exact_version("mongo:7.0.14")
+    assert exact_version("prom/prometheus:v3.5.0")
+    assert not exact_version("postgres:17")
+    assert not exact_version("mongo:7.0")
+    assert not exact_version("grafana/grafana:latest")
+
+
 def test_the_compose_binary_validates_for_real(tmp_path: Path) -> None:
     assert "Docker Compose version v2." in compose("version").stdout
     assert compose("config", "--quiet").returncode == 0
@@ -120,6 +137,8 @@ def test_the_stack_has_every_part(project: dict[str, Any]) -> None:
         image = service["image"]
         assert ":" in image, (name, image)
         assert not image.endswith(":latest"), (name, image)
+        if "build" not in service:
+            assert exact_version(image), (name, image)
         if "build" in service:
             assert service["build"]["context"] == str(REPO), name
             assert image == "orderflow:local", name
@@ -232,6 +251,19 @@ def test_the_workers_settings_are_valid_and_point_at_the_services(
         assert services["payments"]["command"][-1] == "7070"
     migrate = Settings.from_env({**dockerfile_env(), **services["migrate"]["environment"]})
     assert urlsplit(migrate.database_url).hostname == "postgres"
+
+
+def test_compose_and_kubernetes_have_the_same_partitions(project: dict[str, Any]) -> None:
+    """One partition count for every deployment: moving from Compose to Kubernetes (or
+    comparing them) must not change how keys map to partitions, or how many workers can
+    share the work."""
+    configmap = yaml.safe_load((REPO / "deploy/k8s/base/configmap.yaml").read_text())
+    kubernetes = Settings.from_env(configmap["data"]).topic_partitions
+    for name, worker in workers(project).items():
+        settings = Settings.from_env({**dockerfile_env(), **worker["environment"]})
+        assert settings.topic_partitions == kubernetes, name
+    # Three workers share them evenly.
+    assert kubernetes % len(workers(project)) == 0
 
 
 def test_prometheus_scrapes_every_worker_with_the_alert_rules(

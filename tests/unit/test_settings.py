@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from orderflow.app import create_app
 from orderflow.settings import ProcessingGuarantee, Settings, SettingsError
 
 
@@ -115,3 +116,48 @@ def test_settings_round_trip_through_the_environment() -> None:
         {"ORDERFLOW_WEB_PORT": "7001", "ORDERFLOW_PROCESSING_GUARANTEE": "exactly_once"}
     )
     assert Settings.from_env(settings.as_env()) == settings
+
+
+def test_the_topic_prefix_alone_keeps_a_deployment_apart() -> None:
+    """Faust names the consumer group and the tables' changelog topics after the app id: the
+    app id follows the prefix unless it is given."""
+    assert Settings.from_env({}).app_id == "orderflow"
+    assert Settings.from_env({"ORDERFLOW_TOPIC_PREFIX": "eu."}).app_id == "eu.orderflow"
+    assert Settings.from_env({"ORDERFLOW_TOPIC_PREFIX": "staging-"}).app_id == "staging-orderflow"
+    given = {"ORDERFLOW_TOPIC_PREFIX": "eu.", "ORDERFLOW_APP_ID": "orders-eu"}
+    assert Settings.from_env(given).app_id == "orders-eu"
+
+
+def test_a_prefix_that_makes_no_app_id_says_so() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"ORDERFLOW_TOPIC_PREFIX": ".eu"})
+    (problem,) = raised.value.problems
+    assert "ORDERFLOW_TOPIC_PREFIX='.eu'" in problem
+    assert "ORDERFLOW_APP_ID" in problem
+    assert Settings.from_env({"ORDERFLOW_TOPIC_PREFIX": ".eu", "ORDERFLOW_APP_ID": "eu"})
+
+
+def test_two_deployments_with_different_prefixes_share_no_group_or_changelog() -> None:
+    apps = [
+        create_app(
+            Settings.from_env(
+                {
+                    "ORDERFLOW_TOPIC_PREFIX": prefix,
+                    "ORDERFLOW_STORE": "memory://",
+                    "ORDERFLOW_JWT_SECRET": "k" * 32,
+                }
+            )
+        )
+        for prefix in ("blue.", "green.")
+    ]
+    groups = [app.conf.id for app in apps]
+    assert groups == ["blue.orderflow", "green.orderflow"]
+    changelogs = [
+        {table.changelog_topic.get_topic_name() for table in app.tables.values()} for app in apps
+    ]
+    assert changelogs[0]
+    assert not changelogs[0] & changelogs[1]
+    assert all(name.startswith("blue.orderflow-") for name in changelogs[0])
+    # ... and their own topics carry the prefix.
+    for app, prefix in zip(apps, ("blue.", "green."), strict=True):
+        assert all(name.startswith(prefix) for t in app.bus.all() for name in t.topics)
