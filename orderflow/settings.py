@@ -283,8 +283,11 @@ class Settings:
     notification_webhook_url: str = ""
     # Per notification delivery.
     notification_timeout: float = 2.0
-    # How long a saga waits for the replies of one step before it compensates (reason timeout).
+    # How long a saga waits for the replies of one step before it asks again, and how many times
+    # it asks before it compensates (reason timeout): the step's deadline is their product,
+    # longer than a worker's failover (session timeout, recovery), so a failover rejects nothing.
     saga_step_timeout: float = 15.0
+    saga_step_attempts: int = 3
     # Retries of a message whose handling failed for a transient reason, before its DLQ.
     retry_max_attempts: int = 5
     retry_base_delay: float = 0.1
@@ -436,6 +439,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "notification_webhook_url": _optional(_url("http", "https")),
     "notification_timeout": _seconds(0.05, 60),
     "saga_step_timeout": _seconds(1, 3600),
+    "saga_step_attempts": _integer(1, 100),
     "retry_max_attempts": _integer(1, 100),
     "retry_base_delay": _seconds(0.001, 60),
     "retry_max_delay": _seconds(0.01, 600),

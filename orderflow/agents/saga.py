@@ -188,6 +188,7 @@ class OrderSaga:
             self.settings.saga_step_timeout,
             position,
             max_payment_attempts=self.settings.payment_max_attempts,
+            step_attempts=self.settings.saga_step_attempts,
         )
         new_state = decision.state
         if new_state is None:

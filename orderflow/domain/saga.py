@@ -170,6 +170,7 @@ class SagaState:
     positions: Mapping[str, int] = field(default_factory=dict)  # source -> last offset applied
     payment_attempts: int = 0  # authorizations the gateway could not take (deferred)
     payment_retry_pending: bool = False  # the deadline is when to ask for the payment again
+    step_asks: int = 1  # times the current step's commands were sent (a deadline re-sends them)
 
     @property
     def lines(self) -> tuple[Line, ...]:
@@ -199,13 +200,14 @@ def handle(
     position: Position | None = None,
     *,
     max_payment_attempts: int = 30,
+    step_attempts: int = 1,
 ) -> Decision:
     """Apply one message at most once (see the module's docstring for repeats)."""
     if state is not None and message_id in state.seen:
         if position is not None and position.offset > state.positions.get(position.source, -1):
             return Decision(state)  # a second copy of a message already handled
         return Decision(state, pending_outputs(state))
-    decision = decide(state, message, now, step_timeout, max_payment_attempts)
+    decision = decide(state, message, now, step_timeout, max_payment_attempts, step_attempts)
     if decision.state is None or decision.state is state:
         return decision  # nothing changed: not worth remembering the id
     changed = decision.state
@@ -223,8 +225,14 @@ def decide(
     now: float,
     step_timeout: float,
     max_payment_attempts: int = 30,
+    step_attempts: int = 1,
 ) -> Decision:
-    """The next state and outputs for one new message. Returns ``state`` itself for no change."""
+    """The next state and outputs for one new message. Returns ``state`` itself for no change.
+
+    A step whose deadline passes is asked again (its commands re-sent, idempotent where they
+    land) until it has been asked ``step_attempts`` times; the deadline after the last ask
+    compensates. So a reply held up by a worker's failover is waited for, and the business
+    deadline of a step is ``step_attempts * step_timeout``."""
     if state is None:
         if isinstance(message, Start):
             return _start(message, now, step_timeout)
@@ -259,10 +267,16 @@ def decide(
         ):
             return _retry_payment(state, now, step_timeout)
         case Expired(deadline=deadline), Status.RESERVING | Status.AUTHORIZING if (
+            deadline == state.deadline and now >= deadline and state.step_asks < step_attempts
+        ):
+            return _ask_again(state, now, step_timeout)
+        case Expired(deadline=deadline), Status.RESERVING | Status.AUTHORIZING if (
             deadline == state.deadline and now >= deadline
         ):
             step = "stock reservation" if state.status is Status.RESERVING else "payment"
-            detail = f"no answer to the {step} step within {step_timeout:g}s"
+            waited = step_timeout * state.step_asks
+            asked = f" (asked {state.step_asks} times)" if state.step_asks > 1 else ""
+            detail = f"no answer to the {step} step within {waited:g}s{asked}"
             void = state.status is Status.AUTHORIZING
             return _compensate(state, Status.REJECTED, "timeout", detail, now, void=void)
     return Decision(state)
@@ -308,6 +322,20 @@ def _start(message: Start, now: float, step_timeout: float) -> Decision:
     return Decision(state, (Placed(version=1), *reserves))
 
 
+def _ask_again(state: SagaState, now: float, step_timeout: float) -> Decision:
+    """The step's deadline passed: send its commands again and wait once more."""
+    asking = replace(
+        state,
+        deadline=now + step_timeout,
+        version=state.version + 1,
+        step_asks=state.step_asks + 1,
+    )
+    if state.status is Status.RESERVING:
+        awaiting = [line for line in state.lines if line.sku in state.awaiting]
+        return Decision(asking, tuple(Reserve(line.sku, line.quantity) for line in awaiting))
+    return Decision(asking, (_authorize(asking),))
+
+
 def _reserved(state: SagaState, sku: str, now: float, step_timeout: float) -> Decision:
     awaiting = state.awaiting - {sku}
     if awaiting:
@@ -318,6 +346,7 @@ def _reserved(state: SagaState, sku: str, now: float, step_timeout: float) -> De
         awaiting=awaiting,
         deadline=now + step_timeout,
         version=state.version + 1,
+        step_asks=1,
         history=(*state.history, Transition(now, Status.AUTHORIZING, "stock reserved")),
     )
     return Decision(authorizing, (_authorize(authorizing),))
@@ -344,6 +373,7 @@ def _retry_payment(state: SagaState, now: float, step_timeout: float) -> Decisio
         payment_retry_pending=False,
         deadline=now + step_timeout,
         version=state.version + 1,
+        step_asks=1,
     )
     return Decision(asking, (_authorize(asking),))
 

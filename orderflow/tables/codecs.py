@@ -54,6 +54,7 @@ def decode_saga(raw: bytes) -> SagaState:
         positions=data.get("positions", {}),
         payment_attempts=data.get("payment_attempts", 0),
         payment_retry_pending=data.get("payment_retry_pending", False),
+        step_asks=data.get("step_asks", 1),
     )
 
 

@@ -463,6 +463,62 @@ def test_matching_expired_while_authorizing_rejects_and_voids() -> None:
     assert new.history[-1].at == deadline + 5
 
 
+def _expire(
+    state: SagaState, message_id: str, attempts: int = 3
+) -> tuple[SagaState, tuple[Output, ...]]:
+    deadline = state.deadline or 0
+    decision = handle(
+        state, message_id, Expired(deadline), deadline, TIMEOUT, step_attempts=attempts
+    )
+    assert decision.state is not None
+    return decision.state, tuple(decision.outputs)
+
+
+def test_a_reservation_step_is_asked_again_for_the_lines_still_awaited() -> None:
+    state = _apply(reserving(), "m-r1", RESERVED_1, T0 + 1)
+    asked, outputs = _expire(state, "m-exp-1")
+    assert outputs == (Reserve("SKU-2", 1),)
+    assert asked.status is Status.RESERVING
+    assert asked.deadline == T0 + TIMEOUT + TIMEOUT
+    assert (asked.step_asks, asked.version) == (2, state.version + 1)
+    assert asked.awaiting == frozenset({"SKU-2"})
+
+
+def test_a_payment_step_is_asked_again_with_the_same_authorization() -> None:
+    asked, outputs = _expire(authorizing(), "m-exp-1")
+    assert outputs == (Authorize(TOTAL, "EUR", "tok_visa"),)
+    assert (asked.status, asked.step_asks) == (Status.AUTHORIZING, 2)
+
+
+def test_the_last_ask_unanswered_rejects_saying_how_long_it_waited() -> None:
+    state = reserving()
+    for n in range(2):
+        state, _ = _expire(state, f"m-exp-{n}")
+    closed, outputs = _expire(state, "m-exp-last")
+    detail = "no answer to the stock reservation step within 90s (asked 3 times)"
+    assert outputs == (*RELEASE_ALL, Rejected("timeout", detail, state.version + 1))
+    assert closed.status is Status.REJECTED
+
+
+def test_an_answer_after_an_ask_moves_on_and_the_next_step_starts_its_own_count() -> None:
+    asked, _ = _expire(reserving(), "m-exp-1")
+    state = _apply(asked, "m-r1", RESERVED_1, asked.deadline or 0)
+    state = _apply(state, "m-r2", Reserved("SKU-2"), asked.deadline or 0)
+    assert (state.status, state.step_asks) == (Status.AUTHORIZING, 1)
+    stale = handle(
+        state, "m-stale", Expired(asked.deadline or 0), T0 + 999, TIMEOUT, step_attempts=3
+    )
+    assert stale.state is state  # the old step's deadline changes nothing
+    assert not stale.outputs
+
+
+def test_a_redelivered_ask_is_not_asked_twice() -> None:
+    asked, _ = _expire(reserving(), "m-exp-1")
+    again = handle(asked, "m-exp-1", Expired(T0 + TIMEOUT), T0 + TIMEOUT, TIMEOUT, step_attempts=3)
+    assert again.state is asked
+    assert asked.step_asks == 2
+
+
 def test_expired_detail_formats_the_step_timeout() -> None:
     state = reserving()
     deadline = state.deadline or 0
