@@ -19,9 +19,10 @@ topic's DLQ with the reason.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 import orjson
 from faust.types import EventT, StreamT
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.25  # seconds
 REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance or a stop while a store is retried
+SINK_FAILED_EXIT_STATUS = 71  # a sink failed: the worker ends and is started again
 
 
 class BatchAbandoned(Exception):
@@ -85,8 +87,18 @@ def latest_per_id(documents: Sequence[Document]) -> list[Document]:
     return list(latest.values())
 
 
+def end_worker(reason: str) -> NoReturn:
+    """End the worker at once, committing nothing more; its supervisor starts it again and
+    the partitions are read from their committed offsets."""
+    log.critical("%s; ending the worker so that its partitions are read again", reason)
+    logging.shutdown()
+    os._exit(SINK_FAILED_EXIT_STATUS)
+
+
 class Sink:
     """Writes one projection's batches to its store."""
+
+    fail: Callable[[str], None] = staticmethod(end_worker)
 
     def __init__(self, app: Runtime, projection: Projection, store: Store) -> None:
         self.app = app
@@ -98,6 +110,16 @@ class Sink:
         self.gave_up = False  # a batch was given up, and its rebalance or stop may still run
 
     async def run(self, stream: StreamT[Any]) -> None:
+        """Project ``stream`` for as long as the worker runs. Anything that escapes ends the
+        worker (see :func:`end_worker`): Faust would restart the agent on the same stream with
+        its acknowledgements turned back on (noack_take's ``finally``), so offsets could be
+        committed for documents no store has; a new worker reads them again instead."""
+        try:
+            await self._project(stream)
+        except Exception as error:
+            self.fail(f"{self.projection.name}: the sink failed: {error!r}")
+
+    async def _project(self, stream: StreamT[Any]) -> None:
         processed = EVENTS_PROCESSED.labels(self.projection.name)
         timing = PROJECTION_BATCH_TIME.labels(self.projection.name)
         await self._prepare_early()

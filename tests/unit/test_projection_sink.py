@@ -470,3 +470,31 @@ async def test_after_giving_a_batch_up_the_sink_acknowledges_nothing_until_the_s
     else:
         # Acknowledging the second batch could let the commit pass over the first one.
         assert (stream.acked, store.written) == ([], [])
+
+
+class WorkerEnded(Exception):
+    """What ``end_worker`` would have done: the process ends there."""
+
+
+async def test_a_sink_that_fails_ends_the_worker_and_acknowledges_nothing() -> None:
+    store = FlakyStore(failures=0)
+    sink, _app = sink_on(store)
+    reasons: list[str] = []
+
+    def end(reason: str) -> None:
+        reasons.append(reason)
+        raise WorkerEnded(reason)
+
+    sink.fail = end  # type: ignore[method-assign]
+
+    async def refuse(documents: Any, target: str | None = None) -> list[Any]:
+        raise ValueError("mapping error")  # not transient: the batch goes to the DLQ ...
+
+    store.write = refuse  # type: ignore[method-assign]
+    # ... and the dead-letter topic cannot be written (this app has none): that escapes.
+    stream = BatchStream([document_event(2)], [document_event(3)])
+    with pytest.raises(WorkerEnded):
+        await asyncio.wait_for(sink.run(stream), 2)  # type: ignore[arg-type]
+    assert stream.acked == []
+    assert len(reasons) == 1
+    assert "orders-documents: the sink failed" in reasons[0]
