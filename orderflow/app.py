@@ -32,7 +32,7 @@ from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, sampler, startup_logs, tracing
 from orderflow.observability.metrics import observe_breaker
 from orderflow.projections.read_side import ReadSide
-from orderflow.resilience import dlq, local_state, producer_buffer
+from orderflow.resilience import dlq, local_state, produce_ledger, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
 from orderflow.resilience.data_dir_lock import DataDirLock
 from orderflow.resilience.in_flight import InFlight
@@ -145,6 +145,7 @@ class OrderflowApp(faust.App):
         # Faust's buffer can let a commit get ahead of table writes still in it.
         producer = super()._new_producer()
         producer_buffer.install(producer)
+        produce_ledger.install(producer)  # a failed record ends the worker before a commit
         if self.settings.topic_min_insync_replicas:
             _set_min_insync_replicas(producer, self.settings.topic_min_insync_replicas)
         return producer

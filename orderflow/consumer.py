@@ -18,6 +18,7 @@ Otherwise it goes through ``wait_first`` as in Faust, so a rebalance still aband
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer
@@ -26,6 +27,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from mode import Service, ServiceT
 
+from orderflow.resilience.ending import end_worker
+from orderflow.resilience.produce_ledger import ProduceLedger
 from orderflow.resilience.seeks import SeekSafeConsumer
 from orderflow.settings import Settings
 
@@ -44,6 +47,16 @@ class WorkerConsumer(SeekSafeConsumer):
         self.fetch_min_bytes = settings.consumer_fetch_min_bytes
         self.fetch_wait_ms = round(settings.consumer_fetch_wait * 1000)
         super().__init__(*args, **kwargs)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit, unless a record produced since the start failed: the messages that caused it
+        must be read again, so the worker ends without committing (Faust flushed the producer
+        just before, so every record sent for these offsets has been answered)."""
+        ledger: ProduceLedger | None = getattr(self.app.producer, "ledger", None)
+        failure = ledger.failure() if ledger is not None else None
+        if failure is not None:
+            end_worker(f"not committing {len(offsets)} offsets: {failure}")
+        return bool(await super()._commit(offsets))
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _FetchingThread(self, loop=self.loop, beacon=self.beacon)

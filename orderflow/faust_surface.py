@@ -53,6 +53,7 @@ MEMBERS: dict[type, tuple[str, ...]] = {
         "_new_offset",
         "_drain_messages",
         "commit",
+        "_commit",
     ),
     AIOKafkaConsumerThread: (
         "_ensure_consumer",

@@ -19,10 +19,9 @@ topic's DLQ with the reason.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 from faust.types import EventT, StreamT
@@ -38,6 +37,7 @@ from orderflow.observability.metrics import (
 from orderflow.projections.registry import Projection
 from orderflow.projections.stores import Document, RejectedByStore, Store
 from orderflow.resilience.dlq import Failure, dead_letter
+from orderflow.resilience.ending import end_worker
 from orderflow.resilience.retry import FailedAttempt, RetryInterrupted, is_transient, retry
 from orderflow.runtime import Runtime
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW = 0.25  # seconds
 REBALANCE_CHECK = 0.2  # seconds between looks for a rebalance or a stop while a store is retried
-SINK_FAILED_EXIT_STATUS = 71  # a sink failed: the worker ends and is started again
 
 
 class BatchAbandoned(Exception):
@@ -87,14 +86,6 @@ def latest_per_id(documents: Sequence[Document]) -> list[Document]:
     return list(latest.values())
 
 
-def end_worker(reason: str) -> NoReturn:
-    """End the worker at once, committing nothing more; its supervisor starts it again and
-    the partitions are read from their committed offsets."""
-    log.critical("%s; ending the worker so that its partitions are read again", reason)
-    logging.shutdown()
-    os._exit(SINK_FAILED_EXIT_STATUS)
-
-
 class Sink:
     """Writes one projection's batches to its store."""
 
@@ -111,7 +102,7 @@ class Sink:
 
     async def run(self, stream: StreamT[Any]) -> None:
         """Project ``stream`` for as long as the worker runs. Anything that escapes ends the
-        worker (see :func:`end_worker`): Faust would restart the agent on the same stream with
+        worker (orderflow.resilience.ending): Faust would restart the agent on the same stream with
         its acknowledgements turned back on (noack_take's ``finally``), so offsets could be
         committed for documents no store has; a new worker reads them again instead."""
         try:

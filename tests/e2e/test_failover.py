@@ -1,0 +1,138 @@
+"""A worker's crash costs no orders: SIGKILL under load, with the product's own deadlines.
+
+Two workers take 20 orders a second for 60 s (one or two lines, some declined cards, some
+cancels). Worker-1 is killed with SIGKILL at 13 s and started again 8 s later; worker-0 is
+killed at 49 s and started again 8 s later. The saga's deadlines and the group's session
+timeout are the defaults a deployment runs with (the chaos test raises the deadlines instead).
+
+Afterwards every order has its outcome and none was rejected because a reply was held up by
+the failover: normal orders are confirmed, declined cards rejected for that reason, cancels
+cancelled, and stock is conserved (tests.support.load.check_invariants). The failover time of
+each kill is measured from the orders accepted in the two seconds after it: the longest wait,
+from the kill, for the outcome of one of them (an order whose partitions the dead worker owned
+waits for their takeover and recovery). The figures go to ``failover.json`` and the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support import auth
+from tests.support.load import (
+    Cluster,
+    await_outcomes,
+    cancel_some,
+    check_invariants,
+    order_load,
+    stock_up,
+)
+from tests.support.workers import PaymentSimulator, platform_workers
+
+PARTITIONS = 8
+SKUS = [f"SKU-F{i}" for i in range(8)]
+STOCK = 100_000
+RATE = 20  # orders per second offered
+LOAD_SECONDS = 60.0
+KILLS = ((13.0, 1), (49.0, 0))  # (seconds into the load, worker index)
+DOWN_FOR = 8.0  # seconds a killed worker stays down
+AFTER_KILL = 2.0  # orders accepted this long after a kill measure its failover
+
+
+@pytest.fixture
+def cluster(
+    kafka_bootstrap: str, database_url: str, run_id: str, tmp_path: Path
+) -> Iterator[Cluster]:
+    name = f"{run_id}-failover"
+    with PaymentSimulator(tmp_path / "sim.log") as simulator:
+        workers = platform_workers(
+            2,
+            tmp_path,
+            name=name,
+            kafka=kafka_bootstrap,
+            partitions=PARTITIONS,
+            database_url=database_url,
+            gateway=simulator.url,
+        )
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.wait_ready(timeout=180)
+            yield Cluster(workers, simulator.url, f"{name}.", PARTITIONS)
+        finally:
+            for worker in workers:
+                worker.stop()
+
+
+async def killer(cluster: Cluster, started: float, kills: list[float]) -> None:
+    for at, index in KILLS:
+        await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+        victim = cluster.workers[index]
+        victim.kill9()
+        kills.append(time.time())
+        await asyncio.sleep(DOWN_FOR)
+        victim.start()
+
+
+def outcome_at(view: dict[str, Any]) -> float:
+    return datetime.fromisoformat(view["history"][-1]["at"]).timestamp()
+
+
+def failover_seconds(
+    kill: float, placed: dict[str, Any], final: dict[str, dict[str, Any]]
+) -> float:
+    """The longest wait, from ``kill``, for the outcome of an order accepted just after it."""
+    waits = [
+        outcome_at(final[order_id]) - kill
+        for order_id, order in placed.items()
+        if kill <= order["accepted_at"] <= kill + AFTER_KILL and order["kind"] != "cancel"
+    ]
+    assert waits, "no order was accepted right after the kill"
+    return max(waits)
+
+
+async def test_a_killed_worker_costs_no_order(
+    cluster: Cluster, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    placed: dict[str, Any] = {}
+    kills: list[float] = []
+    timeout = aiohttp.ClientTimeout(total=45)
+    async with aiohttp.ClientSession(headers=auth.admin(), timeout=timeout) as session:
+        await stock_up(session, cluster, kafka_bootstrap, SKUS, STOCK, "failover")
+        stop = asyncio.Event()
+        started = time.monotonic()
+        load = asyncio.create_task(
+            order_load(session, cluster, stop, placed, rate=RATE, skus=SKUS, name="failover")
+        )
+        chaos = asyncio.create_task(killer(cluster, started, kills))
+        await asyncio.sleep(LOAD_SECONDS)
+        stop.set()
+        await asyncio.gather(load, chaos)
+        for worker in cluster.workers:
+            await asyncio.to_thread(worker.wait_ready, 180, supervised=True)
+        await cancel_some(session, cluster, placed)
+        final = await await_outcomes(session, cluster, placed)
+        timeouts = {k: v for k, v in final.items() if v.get("reason") == "timeout"}
+        report = {
+            "orders": len(placed),
+            "confirmed": sum(1 for v in final.values() if v["status"] == "CONFIRMED"),
+            "rejected": sum(1 for v in final.values() if v["status"] == "REJECTED"),
+            "cancelled": sum(1 for v in final.values() if v["status"] == "CANCELLED"),
+            "rejected_for_a_timeout": len(timeouts),
+            "failover_seconds": [round(failover_seconds(k, placed, final), 1) for k in kills],
+        }
+        (tmp_path / "failover.json").write_text(json.dumps(report, indent=2))
+        print("failover report:", json.dumps(report))
+        example = next(iter(timeouts.values()), None)
+        assert not timeouts, f"{len(timeouts)} orders rejected for a timeout, e.g. {example}"
+        await check_invariants(session, cluster, kafka_bootstrap, placed, final, SKUS, STOCK)
+    assert len(kills) == len(KILLS)
