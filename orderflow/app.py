@@ -31,6 +31,7 @@ from orderflow.intake.admission import Admission
 from orderflow.observability import http as http_metrics
 from orderflow.observability import logs, sampler, startup_logs, tracing
 from orderflow.observability.metrics import observe_breaker
+from orderflow.projections import reconcile
 from orderflow.projections.read_side import ReadSide
 from orderflow.resilience import dlq, local_state, produce_ledger, producer_buffer
 from orderflow.resilience.breaker import BreakerConfig, CircuitBreaker
@@ -52,6 +53,7 @@ CONTEXTS = (
     read_models,
     notifications,
     projections,
+    reconcile,
     outbox_relay,
     sampler,
     admission,

@@ -288,6 +288,12 @@ class Settings:
     # longer than a worker's failover (session timeout, recovery), so a failover rejects nothing.
     saga_step_timeout: float = 15.0
     saga_step_attempts: int = 3
+    # Reconciliation of the read side with the tables (orderflow.projections.reconcile): every
+    # interval (0: off) a page of each read-model table is compared with the stores; documents
+    # changed in the last ``grace`` seconds are left to the sinks.
+    reconcile_interval: float = 10.0
+    reconcile_page: int = 200
+    reconcile_grace: float = 60.0
     # Retries of a message whose handling failed for a transient reason, before its DLQ.
     retry_max_attempts: int = 5
     retry_base_delay: float = 0.1
@@ -440,6 +446,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "notification_timeout": _seconds(0.05, 60),
     "saga_step_timeout": _seconds(1, 3600),
     "saga_step_attempts": _integer(1, 100),
+    "reconcile_interval": _seconds(0, 86400),
+    "reconcile_page": _integer(1, 10_000),
+    "reconcile_grace": _seconds(0, 86400),
     "retry_max_attempts": _integer(1, 100),
     "retry_base_delay": _seconds(0.001, 60),
     "retry_max_delay": _seconds(0.01, 600),

@@ -107,6 +107,22 @@ SEARCH_DURATION = Histogram(
     ["index"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+READ_SIDE_CHECKED = Counter(
+    "orderflow_read_side_checked",
+    "Documents reconciliation compared with a store, by projection.",
+    ["projection"],
+)
+READ_SIDE_BEHIND = Gauge(
+    "orderflow_read_side_behind_documents",
+    "Documents a store lacked or held at an older version than the tables, in this worker's "
+    "last complete reconciliation pass, by projection.",
+    ["projection"],
+)
+READ_SIDE_REPUBLISHED = Counter(
+    "orderflow_read_side_republished",
+    "Documents published again because a store was behind the tables, by projection.",
+    ["projection"],
+)
 BREAKER_STATE = Gauge(
     "orderflow_circuit_breaker_state",
     "State of a circuit breaker: 0 closed, 1 half-open, 2 open.",

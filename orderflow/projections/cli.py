@@ -1,8 +1,9 @@
-"""``orderflow projections rebuild NAME`` and ``orderflow projections status``."""
+"""``orderflow projections rebuild NAME``, ``verify [NAME] [--repair]`` and ``status``."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import click
 import orjson
@@ -31,6 +32,33 @@ def projections_rebuild(name: str) -> None:
         f"{name}: rebuilt into {report.target} in {report.seconds:.1f}s "
         f"({report.copied} documents written, {report.skipped} messages skipped)"
     )
+
+
+@projections.command("verify")
+@click.argument("names", nargs=-1, type=click.Choice(list(PROJECTIONS)))
+@click.option("--repair", is_flag=True, help="Write the documents a store is behind on.")
+def projections_verify(names: tuple[str, ...], repair: bool) -> None:
+    """Compare each projection's store with its documents topic, document by document.
+
+    Exits 1 if a store is behind (and --repair did not write it all)."""
+    from orderflow.projections.rebuild import verify
+
+    settings = settings_or_exit()
+    behind = 0
+    for name in names or tuple(PROJECTIONS):
+        try:
+            report = asyncio.run(verify(settings, name, repair=repair))
+        except Exception as error:
+            raise click.ClickException(f"cannot verify {name}: {error}") from None
+        line = f"{name:<20} documents={report.documents} behind={report.behind}"
+        if repair:
+            line += f" repaired={report.repaired}"
+        if report.examples:
+            line += f"  (e.g. {', '.join(report.examples)})"
+        click.echo(line)
+        behind += report.behind - report.repaired
+    if behind:
+        sys.exit(1)
 
 
 @projections.command("status")

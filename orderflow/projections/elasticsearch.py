@@ -177,6 +177,17 @@ class ElasticsearchIndex:
         answer = await guarded(self.client.count(index=target or self.alias))
         return int(answer["count"])
 
+    async def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        try:
+            answer = await guarded(
+                self.client.mget(index=self.alias, ids=list(ids), source=False, realtime=True)
+            )
+        except NotFoundError:
+            return {}  # no index yet: nothing was ever projected
+        return {doc["_id"]: int(doc["_version"]) for doc in answer["docs"] if doc.get("found")}
+
     async def get(self, id: str) -> dict[str, Any] | None:
         try:
             found = await guarded(self.client.get(index=self.alias, id=id))

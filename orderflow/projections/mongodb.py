@@ -63,6 +63,10 @@ async def guarded(call: Any) -> Any:
         raise
 
 
+class NotPrepared(StoreUnavailable):
+    """No worker has prepared the projection's collections yet."""
+
+
 def _generation_name(prefix: str, entity: str, generation: int) -> str:
     return f"{prefix}.{entity}.{generation:06d}"
 
@@ -96,7 +100,7 @@ class MongoCollection:
             return self._live[0]
         pointer = await guarded(self.pointers.find_one({"_id": self.entity}))
         if pointer is None:
-            raise StoreUnavailable(f"the {self.entity} projection is not prepared yet")
+            raise NotPrepared(f"the {self.entity} projection is not prepared yet")
         name = str(pointer["collection"])
         self._live = (name, time.monotonic() + POINTER_TTL)
         return name
@@ -152,6 +156,19 @@ class MongoCollection:
     async def count(self, target: str | None = None) -> int:
         name = target or await self.live()
         return int(await guarded(self.database[name].count_documents({})))
+
+    async def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        # One find by _id each: served by the id index (a $in is not, on FerretDB 1.x).
+        try:
+            collection = self.database[await self.live()]
+        except NotPrepared:
+            return {}  # nothing was ever projected
+        found: dict[str, int] = {}
+        for id in ids:
+            held = await guarded(collection.find_one({"_id": id}, {"version": 1}))
+            if held is not None:
+                found[id] = int(held.get("version", -1))
+        return found
 
     async def get(self, id: str) -> dict[str, Any] | None:
         found = await guarded(self.database[await self.live()].find_one({"_id": id}))

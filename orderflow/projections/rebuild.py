@@ -1,4 +1,5 @@
-"""Rebuild a projection with no downtime for readers, and report every projection's lag.
+"""Rebuild a projection with no downtime for readers, verify it, and report every projection's
+lag.
 
 A rebuild copies the whole documents topic (compacted: the latest document of every key) into
 a new index or collection generation, then moves the alias or pointer to it in one step, so
@@ -151,6 +152,73 @@ async def status(settings: Settings) -> list[dict[str, Any]]:
             except Exception as error:
                 row["error"] = f"{type(error).__name__}: {error}"
             report.append(row)
+        return report
+    finally:
+        await admin.close()
+        await consumer.stop()
+        await read_side.close()
+
+
+@dataclass
+class VerifyReport:
+    projection: str
+    documents: int  # distinct documents on the documents topic
+    behind: int  # of them, missing from the store or held at an older version
+    repaired: int  # written again (with --repair)
+    examples: list[str]  # a few of the ids behind
+
+
+async def verify(
+    settings: Settings, name: str, *, repair: bool = False, examples: int = 5
+) -> VerifyReport:
+    """Compare every document of ``name``'s documents topic (the latest of each key) with the
+    version its store holds, by id, a batch at a time; with ``repair``, write what is behind
+    (versioned: a store that has moved on meanwhile keeps its newer version)."""
+    wanted = projection(name)
+    read_side = ReadSide(settings)
+    store = read_side.store(wanted)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        key_deserializer=lambda key: key.decode() if key is not None else None,
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    report = VerifyReport(name, 0, 0, 0, [])
+    try:
+        partitions = await _partitions(admin, settings.topic(wanted.source))
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:  # one partition at a time: its latest documents fit in memory
+            latest: dict[str, Document] = {}
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=BATCH_SIZE)
+                for record in batch.get(tp, []):
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        document = parse(record.key, record.value, wanted)
+                    except NotADocument:
+                        continue  # the sink dead-letters it
+                    kept = latest.get(document.id)
+                    if kept is None or document.version > kept.version:
+                        latest[document.id] = document
+            documents = list(latest.values())
+            report.documents += len(documents)
+            for start in range(0, len(documents), BATCH_SIZE):
+                page = documents[start : start + BATCH_SIZE]
+                held = await store.versions([d.id for d in page])
+                behind = [d for d in page if held.get(d.id, -1) < d.version]
+                report.behind += len(behind)
+                room = examples - len(report.examples)
+                report.examples += [d.id for d in behind[: max(room, 0)]]
+                if repair and behind:
+                    rejections = await store.write(behind)
+                    report.repaired += len(behind) - len(rejections)
         return report
     finally:
         await admin.close()

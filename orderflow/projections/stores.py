@@ -45,6 +45,10 @@ class Store(Protocol):
 
     async def count(self, target: str | None = None) -> int: ...
 
+    async def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """The stored version of each of ``ids`` that the live target holds (each read by
+        its id, so the cost does not depend on how many documents the store holds)."""
+
     async def get(self, id: str) -> dict[str, Any] | None:
         """A stored document by id (with its version), from the live target."""
 

@@ -243,3 +243,16 @@ async def test_a_document_mongodb_refuses_goes_alone_and_its_batch_mates_are_wri
     for key in ("o-1", "o-2"):
         assert (await store.get(key) or {}).get("version") == 1, key
     assert await store.get("o-bad") is None
+
+
+@pytest.mark.parametrize("name", ["orders-search", "orders-documents"])
+async def test_versions_are_read_by_id_for_what_the_store_holds(
+    read_side: ReadSide, name: str
+) -> None:
+    store = read_side.store(PROJECTIONS[name])
+    assert await store.versions(["o-1"]) == {}  # nothing projected yet (no index, in ES)
+    await store.prepare()
+    await store.write([shaped(name, order("o-1", "CONFIRMED", 3))])
+    await store.write([shaped(name, order("o-2", "PENDING", 1))])
+    assert await store.versions(["o-1", "o-2", "o-9"]) == {"o-1": 3, "o-2": 1}
+    assert await store.versions([]) == {}

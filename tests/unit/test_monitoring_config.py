@@ -55,6 +55,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "orderflow_outbox_failed_rows": ("gauge", ()),
     "orderflow_projection_documents_total": ("counter", ("projection", "result")),
     "orderflow_projection_batch_seconds": ("histogram", ("projection",)),
+    "orderflow_read_side_checked_total": ("counter", ("projection",)),
+    "orderflow_read_side_behind_documents": ("gauge", ("projection",)),
+    "orderflow_read_side_republished_total": ("counter", ("projection",)),
     "orderflow_search_duration_seconds": ("histogram", ("index",)),
     "orderflow_http_requests_total": ("counter", ("route", "method", "status")),
     "orderflow_http_request_duration_seconds": ("histogram", ("route", "method")),
@@ -75,11 +78,13 @@ REQUIRED_ALERTS = {
     "OrderflowOutboxLagging",
     "OrderflowOutboxFailedRows",
     "OrderflowHttp5xxRatioHigh",
+    "OrderflowReadSideBehind",
 }
 UNIT_TESTED_ALERTS = {
     "OrderflowCircuitBreakerOpen",
     "OrderflowDeadLettered",
     "OrderflowOutboxLagging",
+    "OrderflowReadSideBehind",
 }
 
 # Grafana's interval variables, replaced by durations so promtool can parse dashboard queries.
