@@ -243,7 +243,7 @@ class Settings:
     advertised_host: str = ""
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
     # How long the group waits for a silent worker before moving its partitions elsewhere.
-    session_timeout: float = 30.0
+    session_timeout: float = 10.0
     # How long the producer holds a record to send it with others (seconds): fewer, larger
     # produce requests for a little latency per hop.
     producer_linger: float = 0.005
