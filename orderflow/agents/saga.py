@@ -87,16 +87,19 @@ class OrderSaga:
     def __init__(
         self,
         sagas: TypedTable[saga.SagaState],
-        deadlines: TypedTable[float],
+        open_sagas: TypedTable[float],
         bus: Bus,
         settings: Settings,
         on_deadline: Callable[[str, float], None] = lambda order_id, deadline: None,
+        on_close: Callable[[str], None] = lambda order_id: None,
     ) -> None:
         self.sagas = sagas
-        self.deadlines = deadlines
+        self.open_sagas = open_sagas
         self.bus = bus
         self.settings = settings
-        self.on_deadline = on_deadline  # the deadline timer's watch (orderflow.agents.deadlines)
+        # The deadline timer's watch (orderflow.agents.deadlines).
+        self.on_deadline = on_deadline
+        self.on_close = on_close
 
     async def __call__(self, message: schemas.Message, event: EventT[Any]) -> None:
         await self.apply(message, saga.Position(event.message.topic, event.message.offset))
@@ -204,12 +207,15 @@ class OrderSaga:
             await self.send(output, new_state, message)
 
     def _index_deadline(self, order_id: str, deadline: float | None) -> None:
-        """Keep saga_deadlines holding exactly the open sagas, so the timer scans only those."""
+        """Keep saga_deadlines holding exactly the open sagas (a key written when a saga opens,
+        deleted when it closes), and tell the timer the saga's deadline."""
         if deadline is None:
-            del self.deadlines[order_id]
+            if order_id in self.open_sagas:
+                del self.open_sagas[order_id]
+            self.on_close(order_id)
             return
-        if self.deadlines.get(order_id) != deadline:
-            self.deadlines[order_id] = deadline
+        if order_id not in self.open_sagas:
+            self.open_sagas[order_id] = deadline
         self.on_deadline(order_id, deadline)
 
 
@@ -234,15 +240,21 @@ def _observe(state: saga.SagaState, outputs: Sequence[saga.Output]) -> None:
 
 
 def register(app: OrderflowApp) -> None:
-    deadlines = app.data.saga_deadlines
+    sagas, open_sagas = app.data.sagas, app.data.saga_deadlines
+
+    def current_deadline(order_id: str) -> float | None:
+        state = sagas.get(order_id)
+        return None if state is None else state.deadline
+
     timer = DeadlineTimer(
-        deadlines,
+        open_sagas,
+        current_deadline,
         app.bus,
         resend_after=app.settings.saga_step_timeout,
         generation=lambda: app.consumer_generation_id,
         settled=lambda: not (app.rebalancing or app.in_recovery),
     )
-    handler = OrderSaga(app.data.sagas, deadlines, app.bus, app.settings, timer.track)
+    handler = OrderSaga(sagas, open_sagas, app.bus, app.settings, timer.track, timer.forget)
 
     @app.agent(app.bus.saga_inbox, name=f"{__name__}.order_saga")
     async def order_saga(stream: StreamT[bytes]) -> None:

@@ -60,6 +60,13 @@ class TypedTable(Generic[T]):
         if key in self.table:
             del self.table[key]
 
+    def __iter__(self) -> Iterator[str]:
+        """The keys, without decoding a value."""
+        yield from self.table.keys()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
     def items(self) -> Iterator[tuple[str, T]]:
         for key, raw in self.table.items():
             yield key, self._decode(raw)
