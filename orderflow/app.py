@@ -59,6 +59,10 @@ CONTEXTS = (
     admission,
 )
 
+# How long a rebalance or a stop waits for the events in progress before it commits without them
+# (well within Kubernetes' grace period of 60 s and the group's rebalance timeout).
+IN_FLIGHT_WAIT = 20.0
+
 # How often the consumer refreshes topic metadata even when nothing failed (see create_app).
 METADATA_MAX_AGE_MS = 10_000
 
@@ -127,7 +131,18 @@ class OrderflowApp(faust.App):
         committed, so an event dropped from a queue is delivered again after the rebalance.
         """
         logger.info("Wait for events in progress (%d)...", len(self.in_flight))
-        await self.in_flight.wait_idle()
+        try:
+            async with asyncio.timeout(IN_FLIGHT_WAIT):
+                await self.in_flight.wait_idle()
+        except TimeoutError:
+            # One stuck event must not turn a rebalance or a graceful stop into a SIGKILL (and
+            # a full rebuild of the tables): what is still in progress was not acknowledged, so
+            # it is not committed, and it is delivered again.
+            logger.warning(
+                "%d events still in progress after %.0f s; committing what was acknowledged",
+                len(self.in_flight),
+                IN_FLIGHT_WAIT,
+            )
         await consumer.commit(start_new_transaction=False)
 
     def _new_consumer(self) -> ConsumerT:

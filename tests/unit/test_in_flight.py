@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
+from orderflow import app as app_module
 from orderflow.app import create_app
 from orderflow.resilience.in_flight import InFlight
 from orderflow.settings import Settings
@@ -78,3 +80,23 @@ async def test_a_rebalance_commits_after_the_events_in_progress_end() -> None:
     await asyncio.wait_for(revoking, 1)
     await working
     assert consumer.commits == [(False, 0)]
+
+
+async def test_a_stuck_event_does_not_hold_a_rebalance_or_a_stop_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = create_app(Settings(), platform=False)
+    monkeypatch.setattr(app_module, "IN_FLIGHT_WAIT", 0.2)
+    committed: list[bool] = []
+
+    class Consumer:
+        async def commit(self, start_new_transaction: bool = True) -> None:
+            committed.append(start_new_transaction)
+
+    made.in_flight.begin()  # an event whose handler never ends
+    try:
+        await asyncio.wait_for(made._consumer_wait_empty(Consumer(), logging.getLogger()), 2)
+    finally:
+        made.in_flight.end()
+        made.consumer._thread.thread_loop.close()
+    assert committed == [False]  # what was acknowledged is committed, the stuck one is not
