@@ -47,6 +47,21 @@ async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicParti
     return [TopicPartition(topic, n) for n in sorted(numbers)]
 
 
+async def _topic_readers(settings: Settings) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+    """A started consumer of committed records (no group, keys as text) and admin client."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        key_deserializer=lambda key: key.decode() if key is not None else None,
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    return consumer, admin
+
+
 async def _copy_until(
     consumer: AIOKafkaConsumer,
     ends: dict[TopicPartition, int],
@@ -85,16 +100,7 @@ async def rebuild(
     read_side = ReadSide(settings)
     store = read_side.store(wanted)
     topic = settings.topic(wanted.source)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        key_deserializer=lambda key: key.decode() if key is not None else None,
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    await admin.start()
+    consumer, admin = await _topic_readers(settings)
     try:
         await store.prepare()
         consumer_partitions = await _partitions(admin, topic)
@@ -177,16 +183,7 @@ async def verify(
     wanted = projection(name)
     read_side = ReadSide(settings)
     store = read_side.store(wanted)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        key_deserializer=lambda key: key.decode() if key is not None else None,
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    await admin.start()
+    consumer, admin = await _topic_readers(settings)
     report = VerifyReport(name, 0, 0, 0, [])
     try:
         partitions = await _partitions(admin, settings.topic(wanted.source))
