@@ -17,7 +17,10 @@ LANGUAGE plpgsql AS $$
 BEGIN
   IF EXISTS (SELECT FROM pg_attribute
              WHERE attrelid = relation AND attname = '_jsonb' AND NOT attisdropped) THEN
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)',
+    -- fastupdate off: every insert updates the index itself, so a lookup never scans a
+    -- pending list of recent inserts, and no insert pays for merging a long one.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops) '
+                   'WITH (fastupdate = off)',
                    'orderflow_id_gin_' || relation::oid, relation, '_id');
   END IF;
 END $$;
