@@ -31,9 +31,10 @@ from tests.support.load import (
     cancel_some,
     check_invariants,
     order_load,
+    running_cluster,
     stock_up,
 )
-from tests.support.workers import PaymentSimulator, platform_workers, supervise
+from tests.support.workers import supervise
 
 PARTITIONS = 6
 WORKERS = 3
@@ -55,30 +56,19 @@ def cluster(
     tmp_path: Path,
 ) -> Iterator[Cluster]:
     guarantee: str = request.param
-    name = f"{run_id}-chaos-{guarantee.replace('_', '-')}"
-    with PaymentSimulator(tmp_path / "sim.log") as simulator:
-        # Sagas must outlive the fail-overs: this test is about losing nothing.
-        workers = platform_workers(
-            WORKERS,
-            tmp_path,
-            name=name,
-            kafka=kafka_bootstrap,
-            partitions=PARTITIONS,
-            database_url=database_url,
-            gateway=simulator.url,
-            processing_guarantee=guarantee,
-            session_timeout="6",
-            saga_step_timeout="300",
-        )
-        for worker in workers:
-            worker.start()
-        try:
-            for worker in workers:
-                worker.wait_ready(timeout=180)
-            yield Cluster(workers, simulator.url, f"{name}.", PARTITIONS)
-        finally:
-            for worker in workers:
-                worker.stop()
+    # Sagas must outlive the fail-overs: this test is about losing nothing.
+    with running_cluster(
+        WORKERS,
+        tmp_path,
+        name=f"{run_id}-chaos-{guarantee.replace('_', '-')}",
+        kafka=kafka_bootstrap,
+        partitions=PARTITIONS,
+        database_url=database_url,
+        processing_guarantee=guarantee,
+        session_timeout="6",
+        saga_step_timeout="300",
+    ) as started:
+        yield started
 
 
 async def chaos_monkey(cluster: Cluster, stop: asyncio.Event, kills: list[float]) -> None:

@@ -13,10 +13,13 @@ the customers' lists converge on the outcomes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,7 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.read_models import customer_lists
-from tests.support.workers import WorkerProcess
+from tests.support.workers import PaymentSimulator, WorkerProcess, platform_workers
 
 
 @dataclass
@@ -35,6 +38,41 @@ class Cluster:
     sim_url: str
     prefix: str
     partitions: int
+
+
+@contextlib.contextmanager
+def running_cluster(
+    count: int,
+    directory: Path,
+    *,
+    name: str,
+    kafka: str,
+    partitions: int,
+    database_url: str,
+    **settings: str,
+) -> Iterator[Cluster]:
+    """``count`` workers of a deployment called ``name`` and a payment simulator of their own,
+    started and ready (other ORDERFLOW_* settings by their lower-case names); all stopped after."""
+    with PaymentSimulator(directory / "sim.log") as simulator:
+        workers = platform_workers(
+            count,
+            directory,
+            name=name,
+            kafka=kafka,
+            partitions=partitions,
+            database_url=database_url,
+            gateway=simulator.url,
+            **settings,
+        )
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.wait_ready(timeout=180)
+            yield Cluster(workers, simulator.url, f"{name}.", partitions)
+        finally:
+            for worker in workers:
+                worker.stop()
 
 
 def alive(worker: WorkerProcess) -> bool:
